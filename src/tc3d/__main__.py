@@ -1,0 +1,3 @@
+from tc3d.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Checkpoints: plain dicts of tensors and JSON-able config, written atomically, loaded safely.
+
+A checkpoint holds ``model`` (state dict), ``model_config``, ``clip`` (sampling and crop the
+model was trained with), ``classes``, and, for resuming, ``optimizer``, ``iteration``,
+``rng`` and ``train_config``. Everything loads with ``torch.load(weights_only=True)``: opening
+a checkpoint never runs code from the file.
+
+Writes go to a temporary file in the same directory, are flushed to disk, then renamed over the
+target: a crash or ``kill -9`` mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tc3d.data.dataset import ClipSpec
+from tc3d.data.sampling import SamplingConfig
+from tc3d.models.tc3d import TC3D, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A model file that cannot be used; str(e) is one line for the user."""
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable tc3d checkpoint ({first_line})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a tc3d checkpoint (no dict inside)")
+    return ckpt
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference with what is needed to feed it."""
+
+    model: TC3D
+    classes: list[str]
+    clip: ClipSpec
+    source: Path
+
+
+def clip_spec_to_dict(spec: ClipSpec) -> dict:
+    s = spec.sampling
+    return {
+        "segments": s.segments,
+        "frames": s.frames,
+        "strategy": s.strategy,
+        "offset": s.offset,
+        "crop": spec.crop,
+    }
+
+
+def clip_spec_from_dict(d: dict) -> ClipSpec:
+    sampling = SamplingConfig(d["segments"], d["frames"], d["strategy"], d["offset"])
+    return ClipSpec(sampling=sampling, crop=d["crop"])
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Build the model stored in a training checkpoint, in eval mode on the CPU."""
+    ckpt = load_checkpoint(path)
+    missing = {"model", "model_config", "classes", "clip"} - ckpt.keys()
+    if missing:
+        raise CheckpointError(f"{path}: not a tc3d checkpoint (missing {sorted(missing)})")
+    try:
+        model = TC3D(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+        clip = clip_spec_from_dict(ckpt["clip"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path}: checkpoint does not match the model ({first_line})"
+        ) from None
+    return LoadedModel(model.eval(), list(ckpt["classes"]), clip, Path(path))
+
+
+def backbone_state_from_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Res3D-18 weights from a tc3d checkpoint or a torchvision-style ``r3d_18`` state dict."""
+    ckpt = load_checkpoint(path)
+    state = ckpt.get("model", ckpt)
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    for prefix in ("backbones.0.", "module.backbones.0.", "module."):
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    if not any(k.startswith("stem.0.") for k in state):
+        raise CheckpointError(f"{path}: no Res3D-18 weights inside (expected r3d_18 key names)")
+    return state
+
+
+def init_backbones(model: TC3D, path: str | Path) -> list[str]:
+    """Load pretrained backbone weights into every backbone; re-initialise a mismatched fc.
+
+    Returns the names of the parameters that were left at their fresh initialisation.
+    """
+    state = backbone_state_from_file(path)
+    fresh: list[str] = []
+    for backbone in model.backbones:
+        own = backbone.state_dict()
+        usable = {}
+        for k, v in state.items():
+            if k in own and own[k].shape == v.shape:
+                usable[k] = v
+            elif k in own:
+                fresh.append(k)  # e.g. fc for a different number of classes
+        backbone.load_state_dict(usable, strict=False)
+        fresh += [k for k in own if k not in state]
+    width_mismatch = [k for k in fresh if not k.startswith("fc.")]
+    if width_mismatch:
+        raise CheckpointError(
+            f"{path}: weights do not fit this model (e.g. {width_mismatch[0]}); check --width"
+        )
+    if fresh:
+        log.info("re-initialised %s (class count differs)", sorted(set(fresh)))
+    return sorted(set(fresh))

@@ -1,0 +1,518 @@
+"""The ``tc3d`` command: parse flags, call library functions, print their results.
+
+Conventions (DESIGN A2): human output (tables, progress) goes to stderr; ``--json`` prints one
+JSON object as the last line of stdout. Exit 0 on success, 1 when the work failed (one line on
+stderr, a traceback only with ``--debug``), 2 for usage errors such as a missing input file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tc3d import __version__
+
+log = logging.getLogger("tc3d")
+
+
+class UsageError(Exception):
+    """Bad invocation: exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
+        sys.stderr.write(f"tc3d: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(description: str):
+    """A rich progress bar on stderr: ``with _progress(...) as update: update(done, total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    class _Bar:
+        def __enter__(self):
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=_console(),
+                transient=False,
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task(description, total=None, info="")
+            return self.update
+
+        def update(self, done: int, total: int, info: dict | None = None):
+            text = "  ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in (info or {}).items()
+            )
+            self.progress.update(self.task, completed=done, total=total, info=text)
+
+        def __exit__(self, *exc):
+            self.progress.__exit__(*exc)
+
+    return _Bar()
+
+
+def _existing(path: str, what: str = "path") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} not found: {path}")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# commands: each returns the JSON-able result and prints its human summary to stderr
+
+
+def cmd_synth(args) -> dict:
+    from tc3d.data.synth import make_synthetic_dataset
+
+    with _progress("writing videos") as update:
+        summary = make_synthetic_dataset(
+            args.out,
+            classes=args.classes,
+            per_class=args.per_class,
+            seed=args.seed,
+            workers=args.workers,
+            progress=update,
+        )
+    _console().print(
+        f"wrote {summary.videos} videos of {len(summary.classes)} classes to "
+        f"{summary.root} ({summary.train} train / {summary.test} test)"
+    )
+    return {
+        "root": str(summary.root),
+        "videos": summary.videos,
+        "classes": len(summary.classes),
+        "class_names": summary.classes,
+        "train": summary.train,
+        "test": summary.test,
+        "tiers": summary.tiers,
+    }
+
+
+def cmd_data_check(args) -> dict:
+    from tc3d.data.check import check_dataset
+
+    _existing(args.data, "data set root")
+    with _progress("reading videos") as update:
+        report = check_dataset(
+            args.data, args.format, args.split, args.splits, workers=args.workers, progress=update
+        )
+    c = _console()
+    c.print(
+        f"format {report['format']}: {report['classes']} classes, {report['train']} train "
+        f"+ {report['test']} test listed, {report['ok']} readable"
+    )
+    f = report["frames"]
+    if f["median"] is not None:
+        c.print(f"frames per video: min {f['min']}, median {f['median']}, max {f['max']}")
+    for u in report["unreadable"]:
+        c.print(f"[red]unreadable[/red] {u['path']}: {u['error']}", highlight=False)
+    for m in report["missing"][:20]:
+        c.print(f"[yellow]missing[/yellow] {m}", highlight=False)
+    if len(report["missing"]) > 20:
+        c.print(f"... and {len(report['missing']) - 20} more missing")
+    return report
+
+
+def _train_config(args):
+    from tc3d.train import TrainConfig
+
+    steps = [int(s) for s in args.lr_steps.split(",") if s.strip()] if args.lr_steps else []
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        format=args.format,
+        split=args.split,
+        splits=args.splits,
+        arch=args.arch,
+        width=args.width,
+        segments=args.segments,
+        frames=args.frames,
+        sampling=args.sampling,
+        offset=args.offset,
+        fusion=args.fusion,
+        unshared=args.unshared,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        iters=args.iters,
+        lr_steps=steps,
+        warmup=args.warmup,
+        dropout=args.dropout,
+        init=args.init,
+        workers=args.workers,
+        seed=args.seed,
+        resume=args.resume,
+        amp=args.amp,
+        eval_every=args.eval_every,
+        device=args.device,
+    )
+
+
+def cmd_train(args) -> dict:
+    from tc3d.train import train
+
+    _existing(args.data, "data set root")
+    if args.init != "scratch":
+        _existing(args.init, "--init weights")
+    cfg = _train_config(args)
+    with _progress("training") as update:
+        result = train(cfg, progress=update)
+    c = _console()
+    top1 = result["val_top1"]
+    c.print(
+        f"trained {result['iters']} iterations in {result['seconds']:.0f} s; "
+        f"video top-1 {top1:.1f}%"
+        if top1 is not None
+        else "no test split to evaluate"
+    )
+    c.print(f"best checkpoint: {result['checkpoint']}")
+    if result["skipped"]:
+        c.print(f"[yellow]{len(result['skipped'])} unreadable videos skipped[/yellow]")
+        for s in result["skipped"]:
+            c.print(f"  {s['path']}: {s['error']}", highlight=False)
+    return result
+
+
+def _load(args):
+    from tc3d.checkpoint import load_model
+    from tc3d.device import resolve_device
+
+    _existing(args.model, "model file")
+    loaded = load_model(args.model)
+    overrides = {k: getattr(args, k, None) for k in ("segments", "frames", "sampling", "offset")}
+    if any(v is not None for v in overrides.values()) or getattr(args, "crop", None):
+        from dataclasses import replace
+
+        from tc3d.data.sampling import SamplingConfig
+
+        s = loaded.clip.sampling
+        sampling = SamplingConfig(
+            overrides["segments"] or s.segments,
+            overrides["frames"] or s.frames,
+            overrides["sampling"] or s.strategy,
+            overrides["offset"] or s.offset,
+        )
+        loaded.clip = replace(loaded.clip, sampling=sampling, crop=args.crop or loaded.clip.crop)
+    device = resolve_device(args.device)
+    loaded.model.to(device)
+    from tc3d.device import prepare_model
+
+    prepare_model(loaded.model, device)
+    return loaded, device
+
+
+def cmd_test(args) -> dict:
+    from tc3d.data.formats import load_dataset
+    from tc3d.evaluate import evaluate
+
+    _existing(args.data, "data set root")
+    loaded, device = _load(args)
+    split = load_dataset(args.data, args.format, args.split, args.splits)
+    if split.classes != loaded.classes:
+        raise ValueError(
+            f"the model's {len(loaded.classes)} classes differ from the data set's "
+            f"{len(split.classes)} classes"
+        )
+    with _progress("testing") as update:
+        result = evaluate(
+            loaded,
+            split.test,
+            device,
+            args.protocol,
+            args.crops,
+            args.precision,
+            args.batch_size,
+            args.workers,
+            update,
+        )
+    c = _console()
+    c.print(
+        f"{result['videos']} videos ({args.protocol}, {args.crops} crop"
+        f"{'s' if args.crops > 1 else ''}): top-1 {result['top1']:.2f}%  "
+        f"top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%  "
+        f"{result['fps']:.0f} frames/s"
+    )
+    for s in result["skipped"]:
+        c.print(f"[yellow]skipped[/yellow] {s['path']}: {s['error']}", highlight=False)
+    return result
+
+
+def cmd_predict(args) -> dict:
+    from tc3d.evaluate import predict
+
+    for v in args.videos:
+        _existing(v, "video")
+    loaded, device = _load(args)
+    results = predict(loaded, args.videos, device, args.top, args.precision)
+    c = _console()
+    for r in results:
+        if "error" in r:
+            c.print(f"[red]{r['video']}[/red]: {r['error']}", highlight=False)
+        else:
+            best = ", ".join(f"{x['label']} {100 * x['prob']:.1f}%" for x in r["labels"])
+            c.print(f"{r['video']}: {best}", highlight=False)
+    out = {"results": results}
+    if any("error" in r for r in results):
+        out["_exit"] = 1
+    return out
+
+
+def cmd_demo(args) -> dict:
+    from tc3d.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        out=args.out,
+        classes=args.classes,
+        per_class=args.per_class,
+        iters=args.iters,
+        iters_s1=args.iters_s1,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    return run_demo(cfg, console=_console(), progress=_progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def _common(json_only: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    if not json_only:
+        p.add_argument(
+            "--device",
+            default="auto",
+            choices=("auto", "cpu", "cuda"),
+            help="where to run the model (default: cuda if available)",
+        )
+    return p
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="data set root (or list file)")
+    p.add_argument(
+        "--format",
+        choices=("ucf101", "hmdb51", "kinetics", "folder", "list"),
+        default=None,
+        help="data set layout (default: detect)",
+    )
+    p.add_argument("--split", type=int, default=1, help="official split number (default 1)")
+    p.add_argument("--splits", default=None, help="folder holding the split files")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="trained checkpoint (.pt)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="inference precision (bf16 autocast: ~2x faster on CPUs with AVX-512 bf16)",
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
+    p.add_argument("--segments", type=int, default=None, help="override the model's S")
+    p.add_argument("--frames", type=int, default=None, help="override the model's k")
+    p.add_argument(
+        "--sampling",
+        choices=("consecutive", "uniform"),
+        default=None,
+        help="override the model's sampling strategy",
+    )
+    p.add_argument("--offset", type=int, default=None, help="override the model's frame step")
+    p.add_argument("--crop", type=int, default=None, help="override the model's crop size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tc3d", description="Real-time video action recognition with T-C3D.")
+    parser.add_argument("--version", action="version", version=f"tc3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "synth",
+        parents=[_common(True)],
+        help="write the synthetic action benchmark (UCF101 layout)",
+        description="Write a synthetic action data set of real encoded videos "
+        "(320x240, 25 fps, mpeg4 .avi) in UCF101 layout: appearance, short-term "
+        "motion and long-term order classes.",
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument("--classes", type=int, default=None, help="number of classes (default: all 16)")
+    p.add_argument("--per-class", type=int, default=16, help="videos per class (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="rendering processes")
+    p.set_defaults(func=cmd_synth)
+
+    data = sub.add_parser("data", help="data set tools").add_subparsers(
+        dest="data_command", metavar="ACTION", parser_class=_Parser
+    )
+    data.required = True
+    p = data.add_parser(
+        "check",
+        parents=[_common(True)],
+        prog="tc3d data check",
+        help="read every listed video; report counts and problems",
+        description="Parse the split files, open every listed video and report "
+        "counts, unreadable and missing files, and frame statistics.",
+    )
+    _data_flags(p)
+    p.add_argument("--workers", type=int, default=4, help="parallel readers")
+    p.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser(
+        "train",
+        parents=[_common()],
+        help="train T-C3D on a data set",
+        description="Train T-C3D end to end. Defaults are the paper's (S=3, k=8, "
+        "consecutive sampling, lr 0.005, 20000 iterations); on CPU use --width "
+        "0.25 and fewer iterations.",
+    )
+    _data_flags(p)
+    p.add_argument("--out", required=True, help="run folder (checkpoints, config, log)")
+    p.add_argument("--arch", default="res3d18", choices=("res3d18",))
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (0.25 for CPU)")
+    p.add_argument("--segments", type=int, default=3, help="S: segments (clips) per video")
+    p.add_argument("--frames", type=int, default=8, help="k: frames per clip")
+    p.add_argument(
+        "--sampling",
+        choices=("consecutive", "uniform"),
+        default="consecutive",
+        help="clip sampling: paper's strategy B (consecutive) or A (uniform)",
+    )
+    p.add_argument("--offset", type=int, default=2, help="o: frame step in a consecutive clip")
+    p.add_argument("--fusion", choices=("avg", "max", "weighted", "attention"), default="avg")
+    p.add_argument("--unshared", action="store_true", help="separate weights per segment")
+    p.add_argument("--crop", type=int, default=112, help="input size (default 112)")
+    p.add_argument("--batch-size", type=int, default=8, help="videos per step (per process)")
+    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--iters", type=int, default=20000)
+    p.add_argument("--lr-steps", default="8000,15000", help="iterations where lr drops 10x")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up iterations")
+    p.add_argument("--dropout", type=float, default=0.8)
+    p.add_argument(
+        "--init",
+        default="scratch",
+        help="'scratch', a tc3d checkpoint or a torchvision r3d_18 state dict",
+    )
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--amp",
+        choices=("bf16",),
+        default=None,
+        help="bf16 autocast (fast on GPU; slow for training on CPU)",
+    )
+    p.add_argument("--eval-every", type=int, default=1000, help="evaluate + checkpoint period")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "test",
+        parents=[_common()],
+        help="video-level evaluation",
+        description="Evaluate a model on the test split: top-1, top-5, mean "
+        "class accuracy, and frames per second over the whole pipeline.",
+    )
+    _model_flags(p)
+    _data_flags(p)
+    p.add_argument(
+        "--protocol",
+        choices=("sclips", "allclips"),
+        default="sclips",
+        help="S segment-centre clips, or every non-overlapping clip",
+    )
+    p.add_argument("--crops", type=int, choices=(1, 10), default=1, help="centre or 10 crops")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser(
+        "predict",
+        parents=[_common()],
+        help="classify video files",
+        description="Print the top-K labels of each video.",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    _model_flags(p)
+    p.add_argument("--top", type=int, default=5, help="labels per video")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[_common(True)],
+        help="the whole pipeline, end to end",
+        description="Generate the synthetic benchmark, train T-C3D (S=3) and a "
+        "single-clip model (S=1) at width 0.25, test both, predict a few files.",
+    )
+    p.add_argument("--out", default="demo_run", help="working folder")
+    p.add_argument("--classes", type=int, default=None)
+    p.add_argument("--per-class", type=int, default=None)
+    p.add_argument("--iters", type=int, default=None, help="training iterations for S=3")
+    p.add_argument("--iters-s1", type=int, default=None, help="training iterations for S=1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _failure_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="tc3d: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    try:
+        result = args.func(args)
+    except UsageError as e:
+        sys.stderr.write(f"tc3d: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("tc3d: interrupted\n")
+        return 130
+    except Exception as e:  # every failure: one line, unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"tc3d: error: {_failure_line(e)}\n")
+        return 1
+    code = result.pop("_exit", 0) if isinstance(result, dict) else 0
+    if args.json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Device, threads, memory layout and precision: the one place that knows about hardware.
+
+On CPU, 3D convolutions run about twice as fast in ``channels_last_3d`` (measured: one
+width-0.25 training step on 24 clips, 1.7 s -> 1.0 s), so models and inputs use it there.
+bf16 autocast halves inference time on CPUs with AVX-512 bf16 but its conv3d backward is very
+slow, so training on CPU stays fp32 unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+
+
+class DeviceError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name not in DEVICES:
+        raise DeviceError(f"--device must be one of {DEVICES}, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda asked for, but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def set_threads(threads: int | None = None, world_size: int = 1) -> int:
+    """Use all cores, split among the processes of a distributed run."""
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // max(1, world_size))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    return torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    return model.to(device=device, memory_format=memory_format(device))
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a clip batch ``(N, 3, T, H, W)`` (or more leading dims) in the right layout."""
+    x = x.to(device, non_blocking=True)
+    if x.dim() == 5:
+        x = x.contiguous(memory_format=memory_format(device))
+    return x
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """Context for a forward pass at ``precision`` (fp32: no autocast)."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -1,0 +1,193 @@
+"""Video-level evaluation and prediction (paper Section V-C, Table IV protocols).
+
+A video's score is computed the way the model was trained: clip scores -> fusion over the S
+segments -> softmax. With ``sclips`` the S clips are the segment centres; with ``allclips``
+every non-overlapping clip is scored and the clips are grouped into S contiguous groups whose
+mean scores feed the fusion, so position-aware fusions still see S inputs. With 10 crops the
+softmax outputs of the crops are averaged. Accuracy is always *video* accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from tc3d.checkpoint import LoadedModel
+from tc3d.data.dataset import ClipSpec, VideoDataset, collate_test
+from tc3d.data.formats import VideoItem
+from tc3d.data.sampling import group_clips
+from tc3d.device import autocast, to_device
+from tc3d.models.tc3d import TC3D
+
+log = logging.getLogger(__name__)
+
+CLIP_CHUNK = 64  # clips per forward pass: bounds memory for allclips × 10 crops
+
+
+@torch.no_grad()
+def video_probabilities(
+    model: TC3D, videos: torch.Tensor, device: torch.device, precision: str = "fp32"
+) -> torch.Tensor:
+    """``(B, crops, n, 3, k, H, W)`` clips of B videos -> ``(B, K)`` class probabilities."""
+    b, crops, n = videos.shape[:3]
+    segments = model.cfg.segments
+    groups = group_clips(n, segments)
+    with autocast(device, precision):
+        if len(model.backbones) == 1:
+            flat = videos.flatten(0, 2)  # (B·crops·n, 3, k, H, W)
+            scores = torch.cat(
+                [model.clip_scores(to_device(c, device)) for c in flat.split(CLIP_CHUNK)]
+            )
+            scores = scores.float().view(b, crops, n, -1)
+            per_segment = [scores[:, :, g].mean(2) for g in groups]
+        else:
+            per_segment = []
+            for s, g in enumerate(groups):
+                flat = videos[:, :, g].flatten(0, 2)
+                sc = torch.cat(
+                    [model.clip_scores(to_device(c, device), s) for c in flat.split(CLIP_CHUNK)]
+                )
+                per_segment.append(sc.float().view(b, crops, len(g), -1).mean(2))
+        fused = model.fuse(torch.stack(per_segment, dim=2).flatten(0, 1))  # (B·crops, K)
+    probs = torch.softmax(fused.float(), dim=-1).view(b, crops, -1).mean(1)
+    return probs.cpu()
+
+
+@dataclass
+class Scores:
+    """Per-video outcomes of a scoring pass over a list of items."""
+
+    probs: dict[int, np.ndarray] = field(default_factory=dict)  # item index -> (K,)
+    frames: dict[int, int] = field(default_factory=dict)  # item index -> frame count
+    skipped: list[dict] = field(default_factory=list)  # [{path, error}]
+    seconds: float = 0.0
+
+
+def score_items(
+    model: TC3D,
+    items: Sequence[VideoItem],
+    spec: ClipSpec,
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    positions: Sequence[int] | None = None,
+) -> Scores:
+    """Score every item (``positions`` renames them, e.g. to global indices under DDP)."""
+    model.eval()
+    dataset = VideoDataset(items, spec, train=False)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_test
+    )
+    out = Scores()
+    start = time.perf_counter()
+    done = 0
+    for batch in loader:
+        ok = [b for b in batch if "error" not in b]
+        out.skipped += [
+            {"path": str(b["path"]), "error": b["error"]} for b in batch if "error" in b
+        ]
+        by_count: dict[int, list[dict]] = {}
+        for b in ok:
+            by_count.setdefault(b["video"].shape[1], []).append(b)
+        for same in by_count.values():
+            probs = video_probabilities(
+                model, torch.stack([b["video"] for b in same]), device, precision
+            )
+            for b, p in zip(same, probs):
+                key = positions[b["index"]] if positions is not None else b["index"]
+                out.probs[key] = p.numpy()
+                out.frames[key] = b["frames"]
+        done += len(batch)
+        if progress:
+            progress(done, len(items))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def accuracy_metrics(
+    probs: dict[int, np.ndarray], labels: dict[int, int], classes: Sequence[str]
+) -> dict:
+    """top-1/top-5/mean class accuracy (0-100) and per-class accuracy over scored videos."""
+    keys = sorted(probs)
+    if not keys:
+        return {"top1": 0.0, "top5": 0.0, "mean_class_acc": 0.0, "per_class": {}}
+    p = np.stack([probs[k] for k in keys])
+    y = np.array([labels[k] for k in keys])
+    ranked = np.argsort(-p, axis=1)
+    top1 = ranked[:, 0] == y
+    top5 = (ranked[:, :5] == y[:, None]).any(axis=1)
+    per_class = {}
+    for c in np.unique(y):
+        per_class[classes[c]] = float(100.0 * top1[y == c].mean())
+    return {
+        "top1": float(100.0 * top1.mean()),
+        "top5": float(100.0 * top5.mean()),
+        "mean_class_acc": float(np.mean(list(per_class.values()))),
+        "per_class": per_class,
+    }
+
+
+def evaluate(
+    loaded: LoadedModel,
+    items: Sequence[VideoItem],
+    device: torch.device,
+    protocol: str = "sclips",
+    crops: int = 1,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``tc3d test``: video-level metrics plus timing (fps = input frames per second)."""
+    spec = replace(loaded.clip, protocol=protocol, crops=crops)
+    scores = score_items(
+        loaded.model, items, spec, device, precision, batch_size, workers, progress
+    )
+    labels = {i: item.label for i, item in enumerate(items)}
+    result = accuracy_metrics(scores.probs, labels, loaded.classes)
+    frames = sum(scores.frames.values())
+    result.update(
+        videos=len(scores.probs),
+        skipped=scores.skipped,
+        seconds=scores.seconds,
+        fps=frames / scores.seconds if scores.seconds > 0 else 0.0,
+        frames=frames,
+        protocol=protocol,
+        crops=crops,
+    )
+    return result
+
+
+def predict(
+    loaded: LoadedModel,
+    paths: Sequence[str],
+    device: torch.device,
+    top_k: int = 5,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """``tc3d predict``: top-k labels per video, or an error entry; order follows ``paths``."""
+    items = [VideoItem(path=p, label=0) for p in paths]
+    scores = score_items(
+        loaded.model, items, loaded.clip, device, precision, batch_size, 0, progress
+    )
+    errors = {s["path"]: s["error"] for s in scores.skipped}
+    results = []
+    for i, p in enumerate(paths):
+        if i in scores.probs:
+            probs = scores.probs[i]
+            order = np.argsort(-probs)[: max(1, top_k)]
+            labels = [{"label": loaded.classes[j], "prob": float(probs[j])} for j in order]
+            results.append({"video": str(p), "labels": labels})
+        else:
+            results.append({"video": str(p), "error": errors.get(str(p), "could not be scored")})
+    return results

@@ -1,0 +1,350 @@
+"""Training T-C3D end to end on video-level labels (paper Sections III-B and V-B).
+
+Every step samples S clips from each of ``batch_size`` videos, runs the shared backbone on all
+of them, fuses the S clip scores of each video and takes the cross-entropy of the fused score
+(Eq. 2): the gradient reaches the backbone through the fusion (Eq. 3). SGD with momentum and a
+multistep schedule, as the paper. The run directory holds ``config.json``, ``log.jsonl``,
+``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best video top-1 on the test
+split). Launched under ``torchrun`` the same code trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from tc3d.checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    clip_spec_to_dict,
+    init_backbones,
+    load_checkpoint,
+)
+from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
+from tc3d.data.formats import load_dataset
+from tc3d.data.sampling import SamplingConfig
+from tc3d.device import prepare_model, resolve_device, set_threads, to_device
+from tc3d.evaluate import accuracy_metrics, score_items
+from tc3d.models.tc3d import TC3D, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """All ``tc3d train`` flags (DESIGN A4); defaults are the paper's."""
+
+    data: str
+    out: str
+    format: str | None = None
+    split: int = 1
+    splits: str | None = None
+    arch: str = "res3d18"
+    width: float = 1.0
+    segments: int = 3
+    frames: int = 8
+    sampling: str = "consecutive"
+    offset: int = 2
+    fusion: str = "avg"
+    unshared: bool = False
+    crop: int = 112
+    batch_size: int = 8
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    iters: int = 20000
+    lr_steps: list[int] = field(default_factory=lambda: [8000, 15000])
+    warmup: int = 0
+    dropout: float = 0.8
+    init: str = "scratch"
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+    amp: str | None = None
+    eval_every: int = 1000
+    eval_batch_size: int = 4
+    device: str = "auto"
+
+
+def learning_rate(cfg: TrainConfig, iteration: int) -> float:
+    """Multistep decay by 10× at each of ``lr_steps``, after an optional linear warm-up."""
+    lr = cfg.lr * 0.1 ** sum(iteration >= s for s in cfg.lr_steps)
+    if cfg.warmup and iteration < cfg.warmup:
+        lr *= (iteration + 1) / cfg.warmup
+    return lr
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _gather(obj, world: int) -> list:
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class _Run:
+    """The files of a run directory; only rank 0 writes."""
+
+    def __init__(self, out: Path, rank: int):
+        self.out, self.rank = out, rank
+        self.log_path = out / "log.jsonl"
+
+    def log(self, record: dict) -> None:
+        if self.rank == 0:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def truncate_log(self, iteration: int) -> None:
+        """After a resume, drop log lines from steps the checkpoint does not include."""
+        if self.rank != 0 or not self.log_path.exists():
+            return
+        keep = [
+            line
+            for line in self.log_path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("iter", 0) <= iteration
+        ]
+        atomic_write_text("".join(line + "\n" for line in keep), self.log_path)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> TC3D:
+    return TC3D(
+        ModelConfig(
+            num_classes=num_classes,
+            arch=cfg.arch,
+            width=cfg.width,
+            segments=cfg.segments,
+            fusion=cfg.fusion,
+            shared=not cfg.unshared,
+            dropout=cfg.dropout,
+        )
+    )
+
+
+def _evaluate(
+    model: TC3D, split, spec: ClipSpec, cfg: TrainConfig, device, rank: int, world: int
+) -> dict:
+    """Video top-1 on the test split, each rank scoring its share of the videos."""
+    positions = list(range(rank, len(split.test), world))
+    items = [split.test[i] for i in positions]
+    scores = score_items(
+        model,
+        items,
+        spec,
+        device,
+        batch_size=cfg.eval_batch_size,
+        workers=min(cfg.workers, 2),
+        positions=positions,
+    )
+    probs, skipped = {}, []
+    for part in _gather((scores.probs, scores.skipped), world):
+        probs.update(part[0])
+        skipped += part[1]
+    labels = {i: item.label for i, item in enumerate(split.test)}
+    metrics = accuracy_metrics(probs, labels, split.classes)
+    metrics["skipped"] = skipped
+    return metrics
+
+
+def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Train, checkpointing as it goes.
+
+    Returns ``{checkpoint, iters, val_top1, seconds, skipped}`` (DESIGN A3).
+    """
+    start_time = time.perf_counter()
+    rank, world = _distributed()
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        set_threads(None, world)
+    if cfg.amp == "bf16" and device.type == "cpu":
+        warnings.warn(
+            "--amp bf16 on CPU: conv3d backward is much slower in bf16 than fp32; "
+            "use bf16 for inference only",
+            stacklevel=2,
+        )
+    out = Path(cfg.out)
+    run = _Run(out, rank)
+    split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
+    if not split.train:
+        raise TrainError(f"{cfg.data}: the training split has no readable entries")
+    spec = ClipSpec(SamplingConfig(cfg.segments, cfg.frames, cfg.sampling, cfg.offset), cfg.crop)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, len(split.classes))
+    if cfg.init != "scratch":
+        init_backbones(model, cfg.init)
+    model = prepare_model(model, device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+    iteration, best, skipped = 0, -1.0, {}
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if cfg.resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        iteration, best = ckpt["iteration"], ckpt["best_top1"]
+        skipped = {s["path"]: s["error"] for s in ckpt["skipped"]}
+        rng = ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0]
+        torch.set_rng_state(rng)
+        run.truncate_log(iteration)
+        log.info("resumed from %s at iteration %d", last_path, iteration)
+    else:
+        if cfg.resume:
+            log.warning("--resume: no %s yet, starting from scratch", last_path)
+        torch.manual_seed(cfg.seed + rank)  # dropout differs per rank, reproducibly
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            run.log_path.unlink(missing_ok=True)
+    if rank == 0:
+        atomic_write_text(json.dumps(asdict(cfg), indent=2) + "\n", out / "config.json")
+
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    sampler = EpochSampler(len(split.train), cfg.batch_size, cfg.seed, rank, world)
+    if sampler.batches_per_epoch == 0:
+        raise TrainError(
+            f"{len(split.train)} training videos are fewer than one batch "
+            f"({cfg.batch_size} × {world} processes); lower --batch-size"
+        )
+    loader = DataLoader(
+        VideoDataset(split.train, spec, train=True),
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        collate_fn=collate_train,
+        persistent_workers=cfg.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+
+    def all_skipped() -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for part in _gather(skipped, world):
+            merged.update(part)
+        return merged
+
+    def checkpoint(metrics: dict | None) -> None:
+        nonlocal best
+        rng_states = _gather(torch.get_rng_state(), world)
+        everything_skipped = all_skipped()
+        if rank != 0:
+            return
+        state = {
+            "model": model.state_dict(),
+            "model_config": model.cfg.to_dict(),
+            "clip": clip_spec_to_dict(spec),
+            "classes": split.classes,
+            "train_config": asdict(cfg),
+            "optimizer": optimizer.state_dict(),
+            "iteration": iteration,
+            "best_top1": best,
+            "rng": rng_states,
+            "skipped": [{"path": p, "error": e} for p, e in everything_skipped.items()],
+        }
+        improved = metrics is not None and metrics["top1"] > best
+        if improved:
+            best = state["best_top1"] = metrics["top1"]
+        if improved or (metrics is None and not best_path.exists()):
+            atomic_save({k: v for k, v in state.items() if k != "optimizer"}, best_path)
+        atomic_save(state, last_path)
+
+    val_top1 = None
+    running = {"loss": 0.0, "correct": 0, "seen": 0}
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16" else None
+    while iteration < cfg.iters:
+        epoch, start_batch = divmod(iteration, sampler.batches_per_epoch)
+        sampler.set_epoch(epoch, start_batch)
+        for batch in loader:
+            lr = learning_rate(cfg, iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for e in batch["errors"]:
+                if e["path"] not in skipped:
+                    log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
+                skipped[e["path"]] = e["error"]
+            net.train()
+            video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
+            label = batch["label"].to(device)
+            if amp:
+                with amp:
+                    logits = net(video)
+            else:
+                logits = net(video)
+            loss = F.cross_entropy(logits.float(), label)
+            if not math.isfinite(loss.item()):
+                raise TrainError(f"loss became {loss.item()} at iteration {iteration}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            iteration += 1
+            running["loss"] += loss.item() * len(label)
+            running["correct"] += (logits.argmax(1) == label).sum().item()
+            running["seen"] += len(label)
+            if progress and rank == 0:
+                progress(iteration, cfg.iters, {"loss": loss.item(), "lr": lr})
+            if iteration % 10 == 0 or iteration == cfg.iters:
+                run.log(
+                    {
+                        "iter": iteration,
+                        "epoch": epoch,
+                        "lr": lr,
+                        "loss": running["loss"] / running["seen"],
+                        "train_video_top1": 100.0 * running["correct"] / running["seen"],
+                        "seconds": round(time.perf_counter() - start_time, 2),
+                    }
+                )
+                running = {"loss": 0.0, "correct": 0, "seen": 0}
+            if iteration % cfg.eval_every == 0 or iteration == cfg.iters:
+                metrics = (
+                    _evaluate(model, split, spec, cfg, device, rank, world) if split.test else None
+                )
+                if metrics is not None:
+                    val_top1 = metrics["top1"]
+                    run.log(
+                        {
+                            "iter": iteration,
+                            "val_top1": val_top1,
+                            "val_top5": metrics["top5"],
+                            "val_mean_class_acc": metrics["mean_class_acc"],
+                        }
+                    )
+                checkpoint(metrics)
+            if iteration >= cfg.iters:
+                break
+    skipped = all_skipped()
+    if world > 1:
+        dist.barrier()
+    return {
+        "checkpoint": str(best_path),
+        "iters": iteration,
+        "val_top1": val_top1 if val_top1 is not None else (best if best >= 0 else None),
+        "seconds": time.perf_counter() - start_time,
+        "skipped": [{"path": p, "error": e} for p, e in sorted(skipped.items())],
+    }

@@ -1,0 +1,115 @@
+"""Fixtures: tiny real videos, encoded with PyAV into temporary folders.
+
+Frames carry their own index as a brightness level (``level(i)``), so a test can tell which
+frame a reader returned even after lossy compression.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def level(i: int) -> int:
+    """Grey level that identifies frame i (distinct for i < 60 even after mpeg4 coding)."""
+    return 8 + (i * 4) % 240
+
+
+def frame_for(i: int, height: int = 48, width: int = 64, moving: bool = True) -> np.ndarray:
+    img = np.full((height, width, 3), level(i), np.uint8)
+    if moving:  # a bright bar sweeping right, so clips contain motion
+        x = (i * 3) % (width - 6)
+        img[height // 4 : 3 * height // 4, x : x + 6] = (250, 40, 40)
+    return img
+
+
+def write_video(
+    path: Path,
+    frames: list[np.ndarray] | np.ndarray,
+    codec: str = "mpeg4",
+    fps: int = 25,
+    gop: int = 12,
+    options: dict | None = None,
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps, options=options or {})
+        stream.width, stream.height = width, height
+        # ffv1 in RGB is lossless end to end; the others go through 4:2:0 YUV as usual.
+        stream.pix_fmt = {"mjpeg": "yuvj420p", "ffv1": "bgr0"}.get(codec, "yuv420p")
+        stream.codec_context.gop_size = gop
+        if codec in ("mpeg4", "libvpx"):
+            stream.bit_rate = 2_000_000  # near-lossless for these tiny frames
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def indexed_video(path: Path, n: int, codec: str = "mpeg4", **kw) -> Path:
+    return write_video(path, [frame_for(i) for i in range(n)], codec=codec, **kw)
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """Recover the index a ``frame_for`` frame was made with (from its background level)."""
+    background = float(np.median(frame[:4, :, 1]))
+    return int(np.argmin([abs(background - level(i)) for i in range(60)]))
+
+
+@pytest.fixture
+def video_dir(tmp_path) -> Path:
+    return tmp_path
+
+
+def make_ucf_dataset(
+    root: Path, classes: dict[str, list[list[np.ndarray]]], test_groups: int = 1
+) -> Path:
+    """Write videos in UCF101 layout: ``classes[name][group]`` is a list of videos (frames)."""
+    split_dir = root / "splits"
+    split_dir.mkdir(parents=True, exist_ok=True)
+    ind, train, test = [], [], []
+    for c, (name, groups) in enumerate(classes.items(), start=1):
+        ind.append(f"{c} {name}")
+        for g, videos in enumerate(groups, start=1):
+            for k, frames in enumerate(videos, start=1):
+                rel = f"{name}/v_{name}_g{g:02d}_c{k:02d}.avi"
+                write_video(root / rel, frames)
+                (test.append(rel) if g <= test_groups else train.append(f"{rel} {c}"))
+    (split_dir / "classInd.txt").write_text("\r\n".join(ind) + "\r\n")
+    (split_dir / "trainlist01.txt").write_text("\r\n".join(train) + "\r\n")
+    (split_dir / "testlist01.txt").write_text("\r\n".join(test) + "\r\n")
+    return root
+
+
+def colour_clip(
+    colour: tuple[int, int, int], n: int, rng: np.random.Generator, size: tuple[int, int] = (48, 64)
+) -> list[np.ndarray]:
+    """A noisy video dominated by one colour with a moving square: an easy class."""
+    frames = []
+    for i in range(n):
+        img = rng.integers(0, 60, (*size, 3)).astype(np.uint8)
+        y, x = (i * 2) % (size[0] - 16), (i * 3) % (size[1] - 16)
+        img[y : y + 16, x : x + 16] = colour
+        frames.append(img)
+    return frames
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """3 easy classes (red, green, blue square), 2 train groups + 1 test group of 2 videos."""
+    rng = np.random.default_rng(0)
+    colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30), "BlueThing": (30, 30, 220)}
+    classes = {
+        name: [
+            [colour_clip(col, int(rng.integers(20, 40)), rng) for _ in range(2)] for _ in range(3)
+        ]
+        for name, col in colours.items()
+    }
+    return make_ucf_dataset(tmp_path / "tiny", classes)

@@ -1,0 +1,102 @@
+"""Res3D-18 layout (torchvision r3d_18 names), the four fusions, T-C3D, counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tc3d.models.complexity import count_flops, count_parameters
+from tc3d.models.fusion import FUSIONS, make_fusion
+from tc3d.models.res3d import res3d18
+from tc3d.models.tc3d import TC3D, ModelConfig
+
+
+def test_full_width_matches_torchvision_r3d_18():
+    model = res3d18(num_classes=400)
+    state = model.state_dict()
+    # Shapes of torchvision's r3d_18 (KINETICS400_V1 weights).
+    expected = {
+        "stem.0.weight": (64, 3, 3, 7, 7),
+        "stem.1.running_var": (64,),
+        "layer1.0.conv1.0.weight": (64, 64, 3, 3, 3),
+        "layer1.1.conv2.1.weight": (64,),
+        "layer2.0.conv1.0.weight": (128, 64, 3, 3, 3),
+        "layer2.0.downsample.0.weight": (128, 64, 1, 1, 1),
+        "layer2.0.downsample.1.num_batches_tracked": (),
+        "layer3.1.conv2.0.weight": (256, 256, 3, 3, 3),
+        "layer4.0.downsample.0.weight": (512, 256, 1, 1, 1),
+        "fc.weight": (400, 512),
+        "fc.bias": (400,),
+    }
+    for key, shape in expected.items():
+        assert tuple(state[key].shape) == shape, key
+    assert len(state) == 122  # 20 convs, 20 batch norms (5 tensors each), fc weight and bias
+    assert not any(k.startswith("layer1.0.downsample") for k in state)
+    assert count_parameters(model) == 33_371_472
+
+
+def test_full_width_flops_match_the_design():
+    model = TC3D(ModelConfig(num_classes=101))
+    gmacs_per_clip = count_flops(model, clips=1) / 2 / 1e9
+    assert gmacs_per_clip == pytest.approx(20.4, abs=0.1)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("shared", [True, False])
+def test_tc3d_forward_backward(fusion, shared):
+    torch.manual_seed(0)
+    model = TC3D(
+        ModelConfig(
+            num_classes=5, width=0.25, segments=3, fusion=fusion, shared=shared, dropout=0.5
+        )
+    )
+    video = torch.randn(2, 3, 3, 4, 32, 32)  # (N, S, C, T, H, W)
+    out = model(video)
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for p in model.parameters()
+        if p.requires_grad
+    )
+    assert len(model.backbones) == (1 if shared else 3)
+
+
+def test_fusions_start_as_average_and_only_weighted_sees_order():
+    torch.manual_seed(0)
+    scores = torch.randn(4, 3, 6)
+    reversed_scores = scores.flip(1)
+    avg = make_fusion("avg", 3, 6)
+    assert torch.allclose(avg(scores), scores.mean(1))
+    assert torch.allclose(make_fusion("max", 3, 6)(scores), scores.amax(1))
+    for name in ("weighted", "attention"):
+        assert torch.allclose(make_fusion(name, 3, 6)(scores), scores.mean(1), atol=1e-6)
+    weighted = make_fusion("weighted", 3, 6)
+    attention = make_fusion("attention", 3, 6)
+    with torch.no_grad():
+        weighted.weight.copy_(torch.tensor([[1.0], [0.0], [-1.0]]).expand(3, 6))
+        attention.query.normal_()
+    for name, fusion in [("avg", avg), ("max", make_fusion("max", 3, 6)), ("attention", attention)]:
+        assert torch.allclose(fusion(scores), fusion(reversed_scores), atol=1e-6), name
+    assert not torch.allclose(weighted(scores), weighted(reversed_scores))
+
+
+def test_width_scales_channels():
+    model = res3d18(num_classes=10, width=0.25)
+    assert model.fc.in_features == 128 and model.stem[0].out_channels == 16
+    assert count_parameters(model) < count_parameters(res3d18(num_classes=10)) / 10
+
+
+def test_features_for_the_paper_layers():
+    model = res3d18(num_classes=7, width=0.25).eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    assert model.res5b(x).shape == (2, 128, 1, 4, 4)
+    assert model.pool5(x).shape == (2, 128)
+    assert model(x).shape == (2, 7)
+
+
+def test_unknown_names_are_rejected():
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        make_fusion("median", 3, 4)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        TC3D(ModelConfig(num_classes=3, arch="c3d"))
