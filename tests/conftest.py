@@ -113,3 +113,24 @@ def tiny_dataset(tmp_path) -> Path:
         for name, col in colours.items()
     }
     return make_ucf_dataset(tmp_path / "tiny", classes)
+
+
+def add_broken_files(root: Path) -> list[str]:
+    """A zero-byte file, a truncated file and a 1-frame video, listed in train and test."""
+    cls = "RedThing"
+    zero = root / cls / "v_RedThing_g09_c01.avi"
+    zero.write_bytes(b"")
+    full = indexed_video(root / cls / "tmp.avi", 60)
+    cut = root / cls / "v_RedThing_g09_c02.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    full.unlink()
+    indexed_video(root / cls / "v_RedThing_g09_c03.avi", 1)
+    names = [
+        f"{cls}/{p}"
+        for p in ("v_RedThing_g09_c01.avi", "v_RedThing_g09_c02.avi", "v_RedThing_g09_c03.avi")
+    ]
+    with open(root / "splits" / "trainlist01.txt", "a") as f:
+        f.writelines(f"{n} 1\r\n" for n in names)
+    with open(root / "splits" / "testlist01.txt", "a") as f:
+        f.writelines(f"{n}\r\n" for n in names)
+    return names

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    # Under torchrun only rank 0 talks; the other ranks' consoles are silent.
+    return Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
 
 
 def _progress(description: str):
@@ -128,6 +130,18 @@ def cmd_data_check(args) -> dict:
         c.print(f"frames per video: min {f['min']}, median {f['median']}, max {f['max']}")
     for u in report["unreadable"]:
         c.print(f"[red]unreadable[/red] {u['path']}: {u['error']}", highlight=False)
+    for t in report["truncated"]:
+        c.print(
+            f"[yellow]truncated[/yellow] {t['path']}: {t['decodable']} of {t['frames']} "
+            "frames decode (the rest repeat the last one)",
+            highlight=False,
+        )
+    for t in report["short"]:
+        c.print(
+            f"[yellow]short[/yellow] {t['path']}: {t['frames']} frames, fewer than one "
+            "S×k sample (frames repeat)",
+            highlight=False,
+        )
     for m in report["missing"][:20]:
         c.print(f"[yellow]missing[/yellow] {m}", highlight=False)
     if len(report["missing"]) > 20:
@@ -509,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"tc3d: error: {_failure_line(e)}\n")
         return 1
     code = result.pop("_exit", 0) if isinstance(result, dict) else 0
-    if args.json:
+    if args.json and os.environ.get("RANK", "0") == "0":  # under torchrun: rank 0 speaks
         sys.stdout.write(json.dumps(result, default=str) + "\n")
     return code
 

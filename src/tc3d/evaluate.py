@@ -84,7 +84,11 @@ def score_items(
     model.eval()
     dataset = VideoDataset(items, spec, train=False)
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_test
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_test,
+        generator=torch.Generator(),  # scoring must not draw from the training RNG
     )
     out = Scores()
     start = time.perf_counter()

@@ -242,6 +242,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         collate_fn=collate_train,
         persistent_workers=cfg.workers > 0,
         pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # keeps the loader off the global RNG (exact resume)
     )
 
     def all_skipped() -> dict[str, str]:

@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from tc3d.data.formats import load_dataset
-from tc3d.data.video import VideoReadError, probe, read_frames
+from tc3d.data.video import VideoReadError, decodable_frames, probe, read_frames
 
 
-def _check_one(path: Path) -> tuple[int | None, str | None]:
+def _check_one(path: Path) -> tuple[int | None, int | None, str | None]:
+    """(frames the header claims, frames that decode, error)."""
     try:
         frames = probe(path).num_frames
         read_frames(path, [0])
-        return frames, None
+        return frames, decodable_frames(path, frames), None
     except VideoReadError as e:
-        return None, e.reason
+        return None, None, e.reason
 
 
 def check_dataset(
@@ -32,21 +33,31 @@ def check_dataset(
     split: int = 1,
     splits: str | Path | None = None,
     workers: int = 4,
+    clip_frames: int = 24,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
+    """The A3 report, plus two lists of usable videos worth knowing about: ``truncated``
+    (fewer frames decode than the header claims) and ``short`` (fewer frames than one S×k
+    sample, ``clip_frames``, so clips repeat frames)."""
     data = load_dataset(root, format, split, splits)
     paths = list(dict.fromkeys(item.path for item in data.train + data.test))
     frames: list[int] = []
     unreadable: list[dict] = []
+    truncated: list[dict] = []
+    short: list[dict] = []
     # PyAV releases the GIL while demuxing and decoding, so threads read files in parallel.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for done, (path, (count, error)) in enumerate(
+        for done, (path, (count, decodable, error)) in enumerate(
             zip(paths, pool.map(_check_one, paths)), start=1
         ):
-            if error is None:
-                frames.append(count)
-            else:
+            if error is not None:
                 unreadable.append({"path": str(path), "error": error})
+                continue
+            frames.append(decodable)
+            if decodable < count:
+                truncated.append({"path": str(path), "frames": count, "decodable": decodable})
+            if decodable < clip_frames:
+                short.append({"path": str(path), "frames": decodable})
             if progress:
                 progress(done, len(paths))
     return {
@@ -58,6 +69,8 @@ def check_dataset(
         "ok": len(frames),
         "unreadable": unreadable,
         "missing": [str(p) for p in data.missing],
+        "truncated": truncated,
+        "short": short,
         "frames": {
             "min": int(np.min(frames)) if frames else None,
             "median": float(np.median(frames)) if frames else None,

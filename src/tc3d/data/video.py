@@ -265,6 +265,32 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
     return np.stack([got.get(i, last) for i in indices])
 
 
+def decodable_frames(path: str | Path, num_frames: int | None = None) -> int:
+    """How many frames really decode: seeks near the claimed end and decodes to the last one.
+
+    A truncated file keeps its header's frame count; this finds where its data stops without
+    decoding the whole file (the seek lands on the last key frame that still exists).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return len(_frame_files(path))
+    num_frames = num_frames or probe(path).num_frames
+    container = _open(path)
+    last = -1
+    try:
+        decoder = _Decoder(container)
+        try:
+            decoder.restart(max(0, num_frames - 1))
+        except av.error.FFmpegError:
+            decoder.use_counter = True
+            decoder.restart(0)
+        while (frame := decoder.next()) is not None:
+            last = max(last, decoder.index_of(frame))
+    finally:
+        container.close()
+    return last + 1
+
+
 def read_all_frames(path: str | Path) -> np.ndarray:
     """Every frame, decoded sequentially: the conventional pipeline's reader (for comparison)."""
     path = Path(path)

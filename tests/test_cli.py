@@ -1,0 +1,182 @@
+"""The tc3d command as users run it: JSON keys (DESIGN A3), exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tc3d.cli import main
+
+
+def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == expect, done.stderr[-3000:]
+    return done
+
+
+def last_json(done: subprocess.CompletedProcess) -> dict:
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained through the CLI on the tiny data set."""
+    import numpy as np
+    from conftest import colour_clip, make_ucf_dataset  # noqa: F401  (fixture helpers)
+
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(1)
+    colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30)}
+    data = make_ucf_dataset(
+        root / "data",
+        {
+            n: [[colour_clip(c, 24, rng) for _ in range(2)] for _ in range(3)]
+            for n, c in colours.items()
+        },
+    )
+    done = run(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(root / "run"),
+        "--width",
+        "0.25",
+        "--crop",
+        "32",
+        "--frames",
+        "4",
+        "--batch-size",
+        "4",
+        "--iters",
+        "12",
+        "--eval-every",
+        "6",
+        "--lr",
+        "0.01",
+        "--workers",
+        "0",
+        "--json",
+    )
+    result = last_json(done)
+    return data, Path(result["checkpoint"]), result
+
+
+def test_train_json(trained):
+    _, checkpoint, result = trained
+    assert {"checkpoint", "iters", "val_top1", "seconds", "skipped"} <= result.keys()
+    assert checkpoint.exists() and result["iters"] == 12
+
+
+def test_test_json(trained):
+    data, checkpoint, _ = trained
+    for protocol, crops in [("sclips", "1"), ("allclips", "10")]:
+        result = last_json(
+            run(
+                "test",
+                "--model",
+                str(checkpoint),
+                "--data",
+                str(data),
+                "--protocol",
+                protocol,
+                "--crops",
+                crops,
+                "--json",
+            )
+        )
+        assert {
+            "top1",
+            "top5",
+            "mean_class_acc",
+            "videos",
+            "skipped",
+            "seconds",
+            "fps",
+        } <= result.keys()
+        assert result["videos"] == 4 and 0 <= result["top1"] <= 100 and result["fps"] > 0
+
+
+def test_predict_reports_failures_and_exits_1(trained, tmp_path):
+    data, checkpoint, _ = trained
+    good = next(data.glob("RedThing/*.avi"))
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"\x00" * 100)
+    done = run(
+        "predict", str(good), str(bad), "--model", str(checkpoint), "--top", "2", "--json", expect=1
+    )
+    results = last_json(done)["results"]
+    assert results[0]["video"] == str(good) and len(results[0]["labels"]) == 2
+    assert sum(x["prob"] for x in results[0]["labels"]) <= 1.0 + 1e-6
+    assert results[1]["video"] == str(bad) and "error" in results[1]
+
+
+def test_data_check_json(trained, tmp_path):
+    data, _, _ = trained
+    result = last_json(run("data", "check", "--data", str(data), "--json"))
+    assert {
+        "format",
+        "classes",
+        "train",
+        "test",
+        "ok",
+        "unreadable",
+        "missing",
+        "frames",
+    } <= result.keys()
+    assert (result["format"], result["classes"], result["ok"]) == ("ucf101", 2, 12)
+    assert result["frames"] == {"min": 24, "median": 24.0, "max": 24}
+
+
+def test_data_check_reports_broken_files(tiny_dataset):
+    from conftest import add_broken_files
+
+    zero, cut, one = add_broken_files(tiny_dataset)
+    result = last_json(run("data", "check", "--data", str(tiny_dataset), "--json"))
+    assert result["ok"] == 20 and result["train"] == 15 and result["test"] == 9
+    assert [Path(u["path"]).name for u in result["unreadable"]] == [Path(zero).name]
+    assert result["unreadable"][0]["error"] == "empty file (0 bytes)"
+    assert [Path(t["path"]).name for t in result["truncated"]] == [Path(cut).name]
+    assert Path(one).name in {Path(s["path"]).name for s in result["short"]}
+    assert result["frames"]["min"] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "/nonexistent/v.mp4", "--model", "/nonexistent/m.pt"],
+        ["test", "--model", "/nonexistent/m.pt", "--data", "/nonexistent"],
+        ["train", "--data", "/nonexistent", "--out", "/tmp/x"],
+        ["data", "check", "--data", "/nonexistent"],
+        ["train", "--data", "x", "--out", "y", "--no-such-flag"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(args)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tc3d: error:")
+
+
+def test_corrupt_model_exits_1_with_one_line(trained, tmp_path):
+    data, checkpoint, _ = trained
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(checkpoint.read_bytes()[:5000])
+    done = run("test", "--model", str(broken), "--data", str(data), "--json", expect=1)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_help_explains_every_command():
+    for command in ("synth", "train", "test", "predict", "demo"):
+        done = run(command, "--help")
+        assert "--json" in done.stdout
+    assert "check" in run("data", "--help").stdout

@@ -1,0 +1,175 @@
+"""Training: it learns, it checkpoints atomically, it resumes exactly, it survives bad files
+and kill -9, and it runs under torchrun with two gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import add_broken_files
+
+from tc3d.checkpoint import load_checkpoint, load_model
+from tc3d.data.formats import load_dataset
+from tc3d.device import resolve_device
+from tc3d.evaluate import evaluate
+from tc3d.train import TrainConfig, learning_rate, train
+
+SMALL = dict(
+    width=0.25, crop=32, frames=4, batch_size=4, lr=0.01, dropout=0.2, workers=0, device="cpu"
+)
+
+
+def test_learns_an_easy_task_and_writes_the_run_folder(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    result = train(
+        TrainConfig(
+            data=str(tiny_dataset), out=str(out), iters=30, eval_every=15, lr_steps=[25], **SMALL
+        )
+    )
+    assert result["iters"] == 30 and result["skipped"] == []
+    assert result["val_top1"] == 100.0  # red/green/blue squares: trivially separable
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "config.json", "log.jsonl"}
+    assert json.loads((out / "config.json").read_text())["iters"] == 30
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records if "val_top1" in r] == [15, 30]
+    assert all(r["loss"] > 0 for r in records if "loss" in r)
+    assert load_checkpoint(out / "last.pt")["iteration"] == 30
+    loaded = load_model(out / "best.pt")
+    split = load_dataset(tiny_dataset)
+    metrics = evaluate(loaded, split.test, resolve_device("cpu"))
+    assert metrics["top1"] == 100.0 and metrics["videos"] == 6
+
+
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    kw = dict(data=str(tiny_dataset), lr_steps=[5], eval_every=4, **SMALL)
+    train(TrainConfig(out=str(tmp_path / "straight"), iters=8, **kw))
+    train(TrainConfig(out=str(tmp_path / "halves"), iters=4, **kw))
+    train(TrainConfig(out=str(tmp_path / "halves"), iters=8, resume=True, **kw))
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "halves" / "last.pt")
+    assert b["iteration"] == 8
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    log = [json.loads(x) for x in (tmp_path / "halves" / "log.jsonl").read_text().splitlines()]
+    iters = [r["iter"] for r in log if "loss" in r]
+    assert iters == sorted(set(iters))  # no step logged twice
+
+
+def test_schedule():
+    cfg = TrainConfig(data="", out="", lr=0.1, lr_steps=[10, 20], warmup=5)
+    assert learning_rate(cfg, 0) == pytest.approx(0.02)
+    assert learning_rate(cfg, 9) == pytest.approx(0.1)
+    assert learning_rate(cfg, 10) == pytest.approx(0.01)
+    assert learning_rate(cfg, 25) == pytest.approx(0.001)
+
+
+def test_bad_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
+    names = add_broken_files(tiny_dataset)
+    out = tmp_path / "run"
+    result = train(
+        TrainConfig(data=str(tiny_dataset), out=str(out), iters=16, eval_every=8, **SMALL)
+    )
+    assert result["iters"] == 16
+    assert [Path(s["path"]).name for s in result["skipped"]] == [Path(names[0]).name]
+    split = load_dataset(tiny_dataset)
+    metrics = evaluate(load_model(out / "best.pt"), split.test, resolve_device("cpu"))
+    assert metrics["videos"] == 8  # 6 good + truncated + 1-frame
+    assert [Path(s["path"]).name for s in metrics["skipped"]] == [Path(names[0]).name]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tc3d", *args]
+
+
+def _train_args(data: Path, out: Path, iters: int) -> list[str]:
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--width",
+        "0.25",
+        "--crop",
+        "32",
+        "--frames",
+        "4",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--iters",
+        str(iters),
+        "--eval-every",
+        "3",
+        "--lr",
+        "0.01",
+        "--json",
+    ]
+
+
+def test_kill_minus_9_then_resume(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cli(*_train_args(tiny_dataset, out, 400)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "last.pt").exists() and load_checkpoint(out / "last.pt")["iteration"] >= 6:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(out / "last.pt")["iteration"]  # still a whole checkpoint
+    assert 6 <= killed_at < 400
+    assert not list(out.glob(".*.tmp"))  # a partial write may remain only as a temp file
+    done = subprocess.run(
+        _cli(*_train_args(tiny_dataset, out, killed_at + 6), "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["iters"] == killed_at + 6
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    evals = [r["iter"] for r in log if "val_top1" in r]
+    assert evals == sorted(set(evals)) and evals[-1] == killed_at + 6
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes(tiny_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "tc3d",
+        *_train_args(tiny_dataset, out, 6),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["iteration"] == 6 and len(ckpt["rng"]) == 2  # one RNG state per rank
+    assert not torch.equal(ckpt["rng"][0], ckpt["rng"][1])
+    # Each rank takes its own half of every epoch: 12 train videos, batch 2 × 2 ranks.
+    records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "epoch" in r][-1] == 1
+    shutil.rmtree(out)
