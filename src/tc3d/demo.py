@@ -51,10 +51,21 @@ class DemoConfig:
 
 def _train_config(cfg: DemoConfig, data: Path, out: Path, segments: int, iters: int):
     return TrainConfig(
-        data=str(data), out=str(out), width=cfg.width, segments=segments,
-        batch_size=cfg.batch_size, lr=cfg.lr, warmup=cfg.warmup, dropout=cfg.dropout,
-        iters=iters, lr_steps=[int(iters * 0.7), int(iters * 0.9)], eval_every=iters,
-        workers=cfg.workers, seed=cfg.seed, resume=True, device="cpu",
+        data=str(data),
+        out=str(out),
+        width=cfg.width,
+        segments=segments,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup=cfg.warmup,
+        dropout=cfg.dropout,
+        iters=iters,
+        lr_steps=[int(iters * 0.7), int(iters * 0.9)],
+        eval_every=iters,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        resume=True,
+        device="cpu",
     )
 
 
@@ -77,16 +88,29 @@ def _synth(cfg: DemoConfig, data: Path, console, progress) -> dict:
     if data.exists():
         shutil.rmtree(data)
     with progress("1/5 generating videos") as update:
-        s = make_synthetic_dataset(data, classes=cfg.classes, per_class=cfg.per_class,
-                                   seed=cfg.seed, workers=cfg.workers, progress=update)
-    info = {"params": wanted, "videos": s.videos, "classes": s.classes, "tiers": s.tiers,
-            "train": s.train, "test": s.test}
+        s = make_synthetic_dataset(
+            data,
+            classes=cfg.classes,
+            per_class=cfg.per_class,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            progress=update,
+        )
+    info = {
+        "params": wanted,
+        "videos": s.videos,
+        "classes": s.classes,
+        "tiers": s.tiers,
+        "train": s.train,
+        "test": s.test,
+    }
     marker.write_text(json.dumps(info))
     return info
 
 
-def _train_and_test(cfg: DemoConfig, data: Path, run: Path, segments: int, iters: int,
-                    step: str, console, progress) -> dict:
+def _train_and_test(
+    cfg: DemoConfig, data: Path, run: Path, segments: int, iters: int, step: str, console, progress
+) -> dict:
     tcfg = _train_config(cfg, data, run, segments, iters)
     with progress(f"{step} training T-C3D S={segments}") as update:
         trained = train(tcfg, progress=update)
@@ -108,11 +132,14 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     info = _synth(cfg, data, console, progress)
-    console.print(f"data: {info['videos']} videos, {len(info['classes'])} classes "
-                  f"({info['train']} train / {info['test']} test), tiers: "
-                  + ", ".join(f"{t} {len(n)}" for t, n in info["tiers"].items()))
-    if json.loads((out / "demo_config.json").read_text() if (out / "demo_config.json").exists()
-                  else "{}") != asdict(cfg):
+    console.print(
+        f"data: {info['videos']} videos, {len(info['classes'])} classes "
+        f"({info['train']} train / {info['test']} test), tiers: "
+        + ", ".join(f"{t} {len(n)}" for t, n in info["tiers"].items())
+    )
+    if json.loads(
+        (out / "demo_config.json").read_text() if (out / "demo_config.json").exists() else "{}"
+    ) != asdict(cfg):
         for stale in ("s3", "s1"):  # a different configuration: do not resume old runs
             shutil.rmtree(out / stale, ignore_errors=True)
     (out / "demo_config.json").write_text(json.dumps(asdict(cfg)))
@@ -168,12 +195,16 @@ def _print_summary(s: dict, console) -> None:
         fmt = [f"{acc[k]:.1f}%" if acc[k] is not None else "-" for k in ("s3", "s1")]
         table.add_row(f"  {tier.replace('_', '-')} classes", *fmt)
     console.print(table)
-    console.print(f"speed: {s['fps']:.0f} frames/s over the whole test pipeline (decode + "
-                  f"model), {s['params'] / 1e6:.2f} M parameters = "
-                  f"{s['size_bytes'] / 2**20:.1f} MiB fp32")
+    console.print(
+        f"speed: {s['fps']:.0f} frames/s over the whole test pipeline (decode + "
+        f"model), {s['params'] / 1e6:.2f} M parameters = "
+        f"{s['size_bytes'] / 2**20:.1f} MiB fp32"
+    )
     for p in s["predictions"]:
         if "labels" in p:
             top = p["labels"][0]
-            console.print(f"predict {Path(p['video']).name}: {top['label']} "
-                          f"({100 * top['prob']:.0f}%)", highlight=False)
+            console.print(
+                f"predict {Path(p['video']).name}: {top['label']} ({100 * top['prob']:.0f}%)",
+                highlight=False,
+            )
     console.print(f"done in {s['seconds']:.0f} s; model: {s['checkpoint']}")
