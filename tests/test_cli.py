@@ -180,3 +180,22 @@ def test_help_explains_every_command():
         done = run(command, "--help")
         assert "--json" in done.stdout
     assert "check" in run("data", "--help").stdout
+
+
+def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), *"--classes 3 --per-class 6 --iters 3 --json".split()]
+    result = last_json(run(*args))
+    assert {
+        "top1",
+        "top1_s1",
+        "fps",
+        "size_bytes",
+        "compressed_bytes",
+        "compressed_top1",
+    } <= result.keys()
+    assert 0 <= result["top1"] <= 100 and result["fps"] > 0 and result["size_bytes"] > 0
+    assert (out / "s3" / "best.pt").exists() and (out / "s1" / "best.pt").exists()
+    assert len(result["predictions"]) == 3  # one test video of each tier
+    again = last_json(run(*args))  # a second run reuses the data and the finished trainings
+    assert again["top1"] == result["top1"] and again["seconds"] < result["seconds"]

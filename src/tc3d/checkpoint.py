@@ -89,12 +89,13 @@ def clip_spec_to_dict(spec: ClipSpec) -> dict:
         "strategy": s.strategy,
         "offset": s.offset,
         "crop": spec.crop,
+        "flip": spec.flip,
     }
 
 
 def clip_spec_from_dict(d: dict) -> ClipSpec:
     sampling = SamplingConfig(d["segments"], d["frames"], d["strategy"], d["offset"])
-    return ClipSpec(sampling=sampling, crop=d["crop"])
+    return ClipSpec(sampling=sampling, crop=d["crop"], flip=d.get("flip", True))
 
 
 def load_model(path: str | Path) -> LoadedModel:

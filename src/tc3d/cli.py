@@ -168,7 +168,9 @@ def _train_config(args):
         fusion=args.fusion,
         unshared=args.unshared,
         crop=args.crop,
+        flip=args.flip,
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
         lr=args.lr,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
@@ -422,7 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion", choices=("avg", "max", "weighted", "attention"), default="avg")
     p.add_argument("--unshared", action="store_true", help="separate weights per segment")
     p.add_argument("--crop", type=int, default=112, help="input size (default 112)")
+    p.add_argument(
+        "--no-flip",
+        dest="flip",
+        action="store_false",
+        help="no horizontal flips (for classes a mirror swaps, e.g. left vs right)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="videos per step (per process)")
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        default="sgd",
+        help="sgd with momentum (the paper's) or adamw (faster from scratch)",
+    )
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -485,10 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
         "single-clip model (S=1) at width 0.25, test both, predict a few files.",
     )
     p.add_argument("--out", default="demo_run", help="working folder")
-    p.add_argument("--classes", type=int, default=None)
-    p.add_argument("--per-class", type=int, default=None)
-    p.add_argument("--iters", type=int, default=None, help="training iterations for S=3")
-    p.add_argument("--iters-s1", type=int, default=None, help="training iterations for S=1")
+    p.add_argument("--classes", type=int, default=None, help="classes (default: all 16)")
+    p.add_argument("--per-class", type=int, default=16, help="videos per class")
+    p.add_argument("--iters", type=int, default=600, help="training iterations for S=3")
+    p.add_argument("--iters-s1", type=int, default=None, help="for S=1 (default: --iters)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)

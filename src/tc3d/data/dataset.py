@@ -45,6 +45,12 @@ class ClipSpec:
     crop: int = 112
     protocol: str = "sclips"  # test protocol
     crops: int = 1  # test crops: 1 (centre) or 10
+    flip: bool = True  # random horizontal flips in training (and mirrored test crops)
+
+    @property
+    def short_side(self) -> int:
+        """Frames are decoded at this short side: 128 for a 112 crop, as C3D and Res3D do."""
+        return round(self.crop * 128 / 112)
 
 
 def load_clips(path, num_frames: int | None, spec: ClipSpec, rng: np.random.Generator | None):
@@ -60,12 +66,12 @@ def load_clips(path, num_frames: int | None, spec: ClipSpec, rng: np.random.Gene
         indices = train_indices(num_frames, spec.sampling, rng)
     else:
         indices = eval_indices(num_frames, spec.sampling, spec.protocol)
-    frames = read_frames(path, indices.reshape(-1))  # (n·k, H, W, 3)
+    frames = read_frames(path, indices.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
     height, width = frames.shape[1:3]
     if rng is not None:
-        boxes = [random_crop_box(height, width, rng)]
+        boxes = [random_crop_box(height, width, rng, flip=spec.flip)]
     elif spec.crops == 10:
-        boxes = ten_crop_boxes(height, width)
+        boxes = ten_crop_boxes(height, width, flip=spec.flip)
     else:
         boxes = [centre_crop_box(height, width)]
     n = indices.shape[0]

@@ -9,12 +9,14 @@ sees only the walk while the S=3 segment clips at 1/6, 1/2 and 5/6 see all three
 and end together decide RunThen*/CrawlThen*; HopThenSpin vs SpinThenHop differ only in order,
 which permutation-invariant fusions cannot learn (DESIGN A4b).
 
-Scenes are made like UCF101 groups: clips of one group share a cluttered static background and
-the sprite's colour and size; the camera shakes, pixels are noisy, distractor blobs drift in
-every class alike, and lengths and speeds vary per video. Everything is numpy: per-group
-backgrounds are rendered once on a padded canvas and cropped for shake, sprite masks are drawn
-on small patches, noise comes from a pre-drawn bank, and only the sprite's box is blended. Each
-video is rendered from its own seed, so output is byte-identical for any worker count.
+Groups are scenes, as in UCF101's split by group: videos of group g share one cluttered static
+background in every class alike, so the scene is no cue to the class and test groups are unseen
+scenes. Sprite colour and size vary per video; the camera shakes, pixels are noisy, distractor
+blobs drift in every class alike, and lengths and speeds vary per video. Everything is numpy:
+per-group backgrounds are rendered once on a padded canvas and cropped for shake, sprite masks
+are drawn on small patches, noise comes from a pre-drawn bank, and only the sprite's box is
+blended. Each video is rendered from its own seed, so output is byte-identical for any worker
+count.
 """
 
 from __future__ import annotations
@@ -46,22 +48,22 @@ NOISE_MAX = FOOTROOM  # per-frame luma noise is clipped to +-NOISE_MAX
 
 # Catalogue order interleaves the tiers so that any first N >= 3 classes cover all three.
 _CATALOGUE: list[tuple[str, str, str]] = [
-    ("FloatBall", "appearance", "a disc wandering smoothly"),
+    ("FloatBall", "appearance", "a red disc with target rings wandering smoothly"),
     ("SlideLeft", "motion", "a capsule sliding left, wrapping around the frame"),
     ("RunThenHighJump", "long_term", "athlete: run, walk, repeated high jumps"),
     ("SlideRight", "motion", "the same capsule sliding right"),
     ("RunThenLongJump", "long_term", "athlete: run, walk, repeated long jumps"),
-    ("FloatBox", "appearance", "a square wandering smoothly"),
-    ("SpinClockwise", "motion", "a flag spinning clockwise"),
+    ("FloatBox", "appearance", "a blue checkered square wandering smoothly"),
+    ("SpinClockwise", "motion", "a flag spinning clockwise, 4-8 degrees a frame"),
     ("CrawlThenHighJump", "long_term", "athlete: crawl, walk, repeated high jumps"),
     ("SpinCounterClockwise", "motion", "the same flag spinning counter-clockwise"),
     ("CrawlThenLongJump", "long_term", "athlete: crawl, walk, repeated long jumps"),
-    ("FloatTriangle", "appearance", "a triangle wandering smoothly"),
+    ("FloatTriangle", "appearance", "a green striped triangle wandering smoothly"),
     ("BobFast", "motion", "a bow-tie bobbing up and down with a 8-12 frame period"),
     ("HopThenSpin", "long_term", "athlete: hop in place, walk, spin in place"),
     ("BobSlow", "motion", "the same bow-tie bobbing with a 30-48 frame period"),
     ("SpinThenHop", "long_term", "athlete: spin in place, walk, hop in place"),
-    ("FloatCross", "appearance", "a plus sign wandering smoothly"),
+    ("FloatCross", "appearance", "a yellow plus sign wandering smoothly"),
 ]
 CLASS_TIERS: dict[str, str] = {name: tier for name, tier, _ in _CATALOGUE}
 CLASS_DESCRIPTIONS: dict[str, str] = {name: text for name, _, text in _CATALOGUE}
@@ -78,6 +80,16 @@ _SHAPE_OF = {"FloatBall": "ball", "FloatBox": "box", "FloatTriangle": "triangle"
              "FloatCross": "cross", "SlideLeft": "puck", "SlideRight": "puck",
              "SpinClockwise": "flag", "SpinCounterClockwise": "flag", "BobFast": "bowtie",
              "BobSlow": "bowtie"}  # fmt: skip
+
+
+_HUES = {
+    "FloatBall": (-0.5, 0.5),
+    "FloatBox": (3.5, 4.5),
+    "FloatTriangle": (1.5, 2.5),
+    "FloatCross": (0.7, 1.3),
+}  # fmt: skip  (red, blue, green, yellow)
+# Sprite radius in pixels: the flag is large so its spin sense shows at 112 px and below.
+_RADIUS = {"athlete": (40, 48), "flag": (40, 50)}
 
 
 # --- motion: per-frame sprite centre (scene coordinates), angle in degrees clockwise ---
@@ -130,7 +142,7 @@ def _trajectory(cls: str, n: int, rng: np.random.Generator, r: float):
     s = rng.uniform(0.8, 1.25)  # per-video speed factor; class-defining ranges stay disjoint
     tier, zeros = CLASS_TIERS[cls], np.zeros(n)
     if tier == "appearance":
-        x, y = _wander(rng, n, 70, 45, s)
+        x, y = _wander(rng, n, 40, 25, s)  # stays near the centre: inside most crops
         return _SHAPE_OF[cls], x, y, zeros
     if cls.startswith("Slide"):
         d = -1 if cls == "SlideLeft" else 1
@@ -138,11 +150,12 @@ def _trajectory(cls: str, n: int, rng: np.random.Generator, r: float):
         x = rng.uniform(0, W) + d * rng.uniform(3.0, 6.0) * s * np.arange(n)
         return "puck", x, y, zeros
     if cls.startswith("Spin") and tier == "motion":
-        x, y = _wander(rng, n, 45, 28, s)
+        x, y = _wander(rng, n, 30, 20, s)
         d = 1 if cls == "SpinClockwise" else -1
-        return "flag", x, y, rng.uniform(0, 360) + d * rng.uniform(7, 14) * s * np.arange(n)
+        # 4-8 degrees a frame: 8-16 between the frames of a clip (offset 2), unmistakable sense
+        return "flag", x, y, rng.uniform(0, 360) + d * rng.uniform(4, 8) * s * np.arange(n)
     if cls.startswith("Bob"):
-        x, y = _wander(rng, n, 45, 10, s)
+        x, y = _wander(rng, n, 30, 10, s)
         period = rng.uniform(8, 12) if cls == "BobFast" else rng.uniform(30, 48)
         phase = rng.uniform(0, 2 * np.pi)
         y += rng.uniform(30, 42) * np.sin(2 * np.pi * np.arange(n) / period + phase)
@@ -191,12 +204,18 @@ def render_video(spec: VideoSpec) -> Iterator[np.ndarray]:
 
     ``av.VideoFrame.from_ndarray(frame, format="yuv420p")`` turns one into a frame.
     """
-    grng = _rng(spec.seed, spec.cls, spec.group)  # the group's "actor and scene"
+    # A group is a scene shared by *every* class (group g of each class is filmed in scene g),
+    # so the background says nothing about the class: a model must look at the sprite, and test
+    # groups show scenes never seen in training. Sprite size is the group's "actor"; colour
+    # varies per video, so neither becomes a shortcut.
+    grng = _rng(spec.seed, "scene", spec.group)
     bg_y, bg_c = background(grng, H + 2 * PAD, W + 2 * PAD)
-    tier = CLASS_TIERS[spec.cls]
-    radius = grng.uniform(40, 48) if tier == "long_term" else grng.uniform(30, 40)
-    colour = sprite_colour(grng)
     blob_grey = grng.uniform(40, 215, 2)
+    look = _rng(spec.seed, spec.cls, spec.group, spec.clip, 2)
+    # An appearance class has its own colour family as well as its own shape and texture (a
+    # guitar is recognised by its look, not its outline alone); other tiers take any colour.
+    colour = sprite_colour(look, _HUES.get(spec.cls, (0, 6)))
+    radius = look.uniform(*_RADIUS.get(_SHAPE_OF.get(spec.cls, "athlete"), (30, 40)))
     rng = _rng(spec.seed, spec.cls, spec.group, spec.clip, 1)  # the length draw uses (..., clip)
     n = spec.frames
     shape, xs, ys, angles = _trajectory(spec.cls, n, rng, radius)
@@ -259,7 +278,9 @@ def _video_length(seed: int, cls: str, group: int, clip: int) -> int:
 
 
 def _group_sizes(per_class: int) -> list[int]:
-    n = max(2, math.ceil(per_class / 4))  # groups of up to 4 clips, at least one train group
+    # Groups of 2 clips: many scenes, so the test side (a quarter of the groups) spans several
+    # unseen scenes and one unlucky scene cannot decide a class's accuracy.
+    n = max(2, math.ceil(per_class / 2))
     return [per_class // n + (i < per_class % n) for i in range(n)]
 
 
@@ -315,7 +336,7 @@ def make_synthetic_dataset(
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthSummary:
     """Write the synthetic set to ``out`` in UCF101 layout (A5) and return what was written."""
-    root = Path(out)
+    root = Path(out).resolve()
     names = class_names(classes)
     specs = plan_videos(names, per_class, seed)
     for cls in names:

@@ -66,6 +66,15 @@ SHAPES: dict[str, Callable] = {
 }
 
 
+# Surface patterns (shade factor on the sprite, in sprite pixels) that make the appearance-tier
+# shapes tell apart quickly: a texture is the cue a small CNN picks up first, the outline next.
+TEXTURES: dict[str, Callable] = {
+    "ball": lambda x, y: np.where(np.hypot(x, y) % 14 < 7, 1.0, 0.55),  # target rings
+    "box": lambda x, y: np.where(((x // 9) + (y // 9)) % 2 == 0, 1.0, 0.5),  # checkerboard
+    "triangle": lambda x, y: np.where(y % 12 < 6, 1.0, 0.5),  # horizontal stripes
+}
+
+
 # FFmpeg's RGB -> yuv420p conversion (BT.601, limited range)
 _RGB2YUV = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32
@@ -95,6 +104,7 @@ class Sprite:
 
     def __init__(self, shape: str, radius: float, colour: np.ndarray):
         self.colour = colour
+        self.texture = TEXTURES.get(shape)
         self.half = half = math.ceil(radius * 1.1) + 2  # every shape fits within 1.1 radii
         fine = np.arange(-2 * half, 2 * half + 1, dtype=np.float32) / 2
         self.dist = SHAPES[shape](fine[None, :] / radius, fine[:, None] / radius) * radius
@@ -113,6 +123,10 @@ class Sprite:
             d = self.dist[iv.astype(np.intp), iu.astype(np.intp)]  # pixels, negative inside
             alpha = np.clip(0.5 - d, 0.0, 1.0)
             shade = np.where(d > -2.5, 0.45, 1.0) * self.light  # dark outline
+            if self.texture is not None:
+                u = c * self.px + s * self.py  # sprite coordinates: the pattern turns with it
+                v = c * self.py - s * self.px
+                shade = shade * self.texture(np.floor(u), np.floor(v))
             self.cache[key] = layer(alpha, shade, self.colour)
         return self.cache[key]
 
@@ -190,9 +204,12 @@ def soft_blob(radius: float, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
     return layer(alpha.astype(np.float32), np.ones_like(alpha, dtype=np.float32), rgb)
 
 
-def sprite_colour(rng: np.random.Generator) -> np.ndarray:
-    """A saturated bright colour (HSV: S 0.6-1, V 0.8-1): never mistaken for the muted scene."""
-    hue, sat, val = rng.uniform(0, 6), rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.0)
+def sprite_colour(rng: np.random.Generator, hue: tuple[float, float] = (0, 6)) -> np.ndarray:
+    """A saturated bright colour (HSV: S 0.6-1, V 0.8-1): never mistaken for the muted scene.
+
+    ``hue`` is a range on the 0-6 hue circle (0 red, 2 green, 4 blue).
+    """
+    hue, sat, val = rng.uniform(*hue) % 6, rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.0)
     f = hue - int(hue)
     p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
     rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][int(hue)]

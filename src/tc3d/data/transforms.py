@@ -33,9 +33,18 @@ class CropBox:
 
 
 def random_crop_box(
-    height: int, width: int, rng: np.random.Generator, scales=SCALES, max_distort: int = 1
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    scales=SCALES,
+    max_distort: int = 1,
+    flip: bool = True,
 ) -> CropBox:
-    """Multi-scale crop with aspect jitter (TSN-style), random position, random flip."""
+    """Multi-scale crop with aspect jitter (TSN-style), random position, random flip.
+
+    ``flip=False`` for data whose classes a mirror would swap (left vs right, clockwise vs
+    counter-clockwise): flipping would turn one class into the other.
+    """
     base = min(height, width)
     sizes = [max(1, int(base * s)) for s in scales]
     pairs = [
@@ -47,7 +56,7 @@ def random_crop_box(
     w, h = pairs[rng.integers(len(pairs))]
     x = int(rng.integers(0, width - w + 1))
     y = int(rng.integers(0, height - h + 1))
-    return CropBox(x, y, w, h, flip=bool(rng.random() < 0.5))
+    return CropBox(x, y, w, h, flip=flip and bool(rng.random() < 0.5))
 
 
 def centre_crop_box(height: int, width: int, scale: float = TEST_SCALE) -> CropBox:
@@ -55,17 +64,24 @@ def centre_crop_box(height: int, width: int, scale: float = TEST_SCALE) -> CropB
     return CropBox((width - size) // 2, (height - size) // 2, size, size)
 
 
-def ten_crop_boxes(height: int, width: int, scale: float = TEST_SCALE) -> list[CropBox]:
-    """Four corners and the centre, each plain and mirrored (the paper's multi-crop test)."""
-    size = max(1, int(min(height, width) * scale))
-    corners = [
-        (0, 0),
-        (width - size, 0),
-        (0, height - size),
-        (width - size, height - size),
-        ((width - size) // 2, (height - size) // 2),
-    ]
-    return [CropBox(x, y, size, size, flip) for flip in (False, True) for x, y in corners]
+def ten_crop_boxes(height: int, width: int, scale: float = TEST_SCALE, flip: bool = True):
+    """Four corners and the centre, each plain and mirrored (the paper's multi-crop test).
+
+    Without mirroring (a model trained without flips), the five positions are taken at two
+    scales instead, ``scale`` and the full short side.
+    """
+    boxes = []
+    for variant in (False, True):
+        size = max(1, int(min(height, width) * (scale if flip or not variant else 1.0)))
+        corners = [
+            (0, 0),
+            (width - size, 0),
+            (0, height - size),
+            (width - size, height - size),
+            ((width - size) // 2, (height - size) // 2),
+        ]
+        boxes += [CropBox(x, y, size, size, flip and variant) for x, y in corners]
+    return boxes
 
 
 def crop_and_normalise(frames: np.ndarray, box: CropBox, size: int) -> torch.Tensor:

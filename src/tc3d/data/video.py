@@ -22,6 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,12 @@ def _read_folder(folder: Path, indices: Sequence[int]) -> np.ndarray:
 class _Decoder:
     """Forward decoding with seeks, mapping every decoded frame to its display index."""
 
-    def __init__(self, container: av.container.InputContainer):
+    def __init__(self, container: av.container.InputContainer, short_side: int | None = None):
         self.container = container
+        self.short_side = short_side
+        # One reformatter for the whole file: creating a conversion context per frame costs
+        # more than the YUV -> RGB conversion itself.
+        self.reformatter = VideoReformatter()
         self.stream = container.streams.video[0]
         self.stream.thread_type = "NONE"  # whole-frame threading delays output after a seek
         self.fps = Fraction(self.stream.average_rate or self.stream.guessed_rate or 25)
@@ -171,6 +176,17 @@ class _Decoder:
             pts = self.start + int(Fraction(target) / self.fps / self.time_base)
             self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
         self.frames = self.container.decode(self.stream)
+
+    def rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """RGB ``(H, W, 3)`` uint8, scaled (area averaging) so the short side is ``short_side``."""
+        width, height = frame.width, frame.height
+        if self.short_side and min(width, height) > self.short_side:
+            scale = self.short_side / min(width, height)
+            width, height = round(width * scale), round(height * scale)
+        out = self.reformatter.reformat(
+            frame, format="rgb24", width=width, height=height, interpolation="AREA"
+        )
+        return out.to_ndarray()
 
     def next(self) -> av.VideoFrame | None:
         try:
@@ -205,7 +221,7 @@ def _decode_run(decoder: _Decoder, run: list[int], got: dict[int, np.ndarray]) -
         frame = decoder.next()
         if frame is None:
             if previous is not None:
-                rgb = previous.to_ndarray(format="rgb24")
+                rgb = decoder.rgb(previous)
                 for i in pending:
                     got[i] = rgb
             return None
@@ -218,29 +234,33 @@ def _decode_run(decoder: _Decoder, run: list[int], got: dict[int, np.ndarray]) -
         first = False
         previous = frame
         if idx >= pending[0]:
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = decoder.rgb(frame)
             while pending and pending[0] <= idx:
                 got[pending.pop(0)] = rgb  # frames missing from the stream take the next one
     return idx
 
 
-def read_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
+def read_frames(
+    path: str | Path, indices: Sequence[int], short_side: int | None = None
+) -> np.ndarray:
     """Frames at ``indices`` (display order, 0-based) as ``(len(indices), H, W, 3)`` uint8 RGB.
 
     Indices may repeat and come in any order. Indices past the last decodable frame (a
     truncated file, or a header that overstates the length) give that last frame.
+    ``short_side`` scales larger frames down while converting them (C3D's "resize to 128"),
+    which is cheaper than converting at full size and resizing afterwards.
     """
     path = Path(path)
     indices = [max(0, int(i)) for i in indices]
     if not indices:
         raise ValueError("no frame indices requested")
     if path.is_dir():
-        return _read_folder(path, indices)
+        return _shrink(_read_folder(path, indices), short_side)
     container = _open(path)
     got: dict[int, np.ndarray] = {}
     last: np.ndarray | None = None
     try:
-        decoder = _Decoder(container)
+        decoder = _Decoder(container, short_side)
         position: int | None = None
         for run in _plan_runs(sorted(set(indices))):
             if position is None or run[0] <= position or run[0] - position > SEEK_GAP:
@@ -289,6 +309,22 @@ def decodable_frames(path: str | Path, num_frames: int | None = None) -> int:
     finally:
         container.close()
     return last + 1
+
+
+def _shrink(frames: np.ndarray, short_side: int | None) -> np.ndarray:
+    """Downscale ``(T, H, W, 3)`` frames to ``short_side`` (frame folders decode via PIL)."""
+    height, width = frames.shape[1:3]
+    if not short_side or min(height, width) <= short_side:
+        return frames
+    import torch
+    import torch.nn.functional as F
+
+    scale = short_side / min(height, width)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    x = F.interpolate(
+        x, size=(round(height * scale), round(width * scale)), mode="bilinear", antialias=True
+    )
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def read_all_frames(path: str | Path) -> np.ndarray:
