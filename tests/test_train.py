@@ -173,3 +173,23 @@ def test_ddp_with_two_gloo_processes(tiny_dataset, tmp_path):
     records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "epoch" in r][-1] == 1
     shutil.rmtree(out)
+
+
+def test_ctrl_c_saves_the_steps_done(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    args = _train_args(tiny_dataset, out, 400)
+    args[args.index("--eval-every") + 1] = "1000"  # no periodic checkpoint before the signal
+    proc = subprocess.Popen(
+        _cli(*args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.jsonl").exists():
+        time.sleep(0.2)  # the log gets its first line after 10 steps
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert load_checkpoint(out / "last.pt")["iteration"] >= 10

@@ -296,66 +296,76 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     val_top1 = None
     running = {"loss": 0.0, "correct": 0, "seen": 0}
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16" else None
-    while iteration < cfg.iters:
-        epoch, start_batch = divmod(iteration, sampler.batches_per_epoch)
-        sampler.set_epoch(epoch, start_batch)
-        for batch in loader:
-            lr = learning_rate(cfg, iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for e in batch["errors"]:
-                if e["path"] not in skipped:
-                    log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
-                skipped[e["path"]] = e["error"]
-            net.train()
-            video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
-            label = batch["label"].to(device)
-            if amp:
-                with amp:
+    try:
+        while iteration < cfg.iters:
+            epoch, start_batch = divmod(iteration, sampler.batches_per_epoch)
+            sampler.set_epoch(epoch, start_batch)
+            for batch in loader:
+                lr = learning_rate(cfg, iteration)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                for e in batch["errors"]:
+                    if e["path"] not in skipped:
+                        log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
+                    skipped[e["path"]] = e["error"]
+                net.train()
+                video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
+                label = batch["label"].to(device)
+                if amp:
+                    with amp:
+                        logits = net(video)
+                else:
                     logits = net(video)
-            else:
-                logits = net(video)
-            loss = F.cross_entropy(logits.float(), label)
-            if not math.isfinite(loss.item()):
-                raise TrainError(f"loss became {loss.item()} at iteration {iteration}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            iteration += 1
-            running["loss"] += loss.item() * len(label)
-            running["correct"] += (logits.argmax(1) == label).sum().item()
-            running["seen"] += len(label)
-            if progress and rank == 0:
-                progress(iteration, cfg.iters, {"loss": loss.item(), "lr": lr})
-            if iteration % 10 == 0 or iteration == cfg.iters:
-                run.log(
-                    {
-                        "iter": iteration,
-                        "epoch": epoch,
-                        "lr": lr,
-                        "loss": running["loss"] / running["seen"],
-                        "train_video_top1": 100.0 * running["correct"] / running["seen"],
-                        "seconds": round(time.perf_counter() - start_time, 2),
-                    }
-                )
-                running = {"loss": 0.0, "correct": 0, "seen": 0}
-            if iteration % cfg.eval_every == 0 or iteration == cfg.iters:
-                metrics = (
-                    _evaluate(model, split, spec, cfg, device, rank, world) if split.test else None
-                )
-                if metrics is not None:
-                    val_top1 = metrics["top1"]
+                loss = F.cross_entropy(logits.float(), label)
+                if not math.isfinite(loss.item()):
+                    raise TrainError(
+                        f"loss became {loss.item()} at iteration {iteration}; lower --lr"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                iteration += 1
+                running["loss"] += loss.item() * len(label)
+                running["correct"] += (logits.argmax(1) == label).sum().item()
+                running["seen"] += len(label)
+                if progress and rank == 0:
+                    progress(iteration, cfg.iters, {"loss": loss.item(), "lr": lr})
+                if iteration % 10 == 0 or iteration == cfg.iters:
                     run.log(
                         {
                             "iter": iteration,
-                            "val_top1": val_top1,
-                            "val_top5": metrics["top5"],
-                            "val_mean_class_acc": metrics["mean_class_acc"],
+                            "epoch": epoch,
+                            "lr": lr,
+                            "loss": running["loss"] / running["seen"],
+                            "train_video_top1": 100.0 * running["correct"] / running["seen"],
+                            "seconds": round(time.perf_counter() - start_time, 2),
                         }
                     )
-                checkpoint(metrics)
-            if iteration >= cfg.iters:
-                break
+                    running = {"loss": 0.0, "correct": 0, "seen": 0}
+                if iteration % cfg.eval_every == 0 or iteration == cfg.iters:
+                    metrics = (
+                        _evaluate(model, split, spec, cfg, device, rank, world)
+                        if split.test
+                        else None
+                    )
+                    if metrics is not None:
+                        val_top1 = metrics["top1"]
+                        run.log(
+                            {
+                                "iter": iteration,
+                                "val_top1": val_top1,
+                                "val_top5": metrics["top5"],
+                                "val_mean_class_acc": metrics["mean_class_acc"],
+                            }
+                        )
+                    checkpoint(metrics)
+                if iteration >= cfg.iters:
+                    break
+    except KeyboardInterrupt:
+        if world == 1:  # keep the steps done since the last checkpoint
+            checkpoint(None)
+            log.warning("interrupted: saved %s at iteration %d", last_path, iteration)
+        raise
     skipped = all_skipped()
     if world > 1:
         dist.barrier()
