@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tc3d.cli import main
@@ -40,30 +41,9 @@ def trained(tmp_path_factory):
             for n, c in colours.items()
         },
     )
-    done = run(
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(root / "run"),
-        "--width",
-        "0.25",
-        "--crop",
-        "32",
-        "--frames",
-        "4",
-        "--batch-size",
-        "4",
-        "--iters",
-        "12",
-        "--eval-every",
-        "6",
-        "--lr",
-        "0.01",
-        "--workers",
-        "0",
-        "--json",
-    )
+    flags = "--width 0.25 --crop 32 --frames 4 --batch-size 4 --iters 12 --eval-every 6"
+    done = run("train", "--data", str(data), "--out", str(root / "run"), *flags.split(),
+               "--lr", "0.01", "--workers", "0", "--json")  # fmt: skip
     result = last_json(done)
     return data, Path(result["checkpoint"]), result
 
@@ -199,3 +179,38 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     assert len(result["predictions"]) == 3  # one test video of each tier
     again = last_json(run(*args))  # a second run reuses the data and the finished trainings
     assert again["top1"] == result["top1"] and again["seconds"] < result["seconds"]
+
+
+def test_training_on_only_broken_videos_fails_with_one_line(tmp_path):
+    from conftest import make_ucf_dataset
+
+    root = make_ucf_dataset(
+        tmp_path / "d",
+        {
+            "A": [[[np.zeros((48, 64, 3), np.uint8)] * 20]] * 3,
+            "B": [[[np.ones((48, 64, 3), np.uint8)] * 20]] * 3,
+        },
+    )
+    for video in root.glob("*/*.avi"):
+        video.write_bytes(b"")  # every file unreadable
+    done = run(
+        "train",
+        "--data",
+        str(root),
+        "--out",
+        str(tmp_path / "run"),
+        "--width",
+        "0.25",
+        "--crop",
+        "32",
+        "--batch-size",
+        "2",
+        "--iters",
+        "2",
+        "--workers",
+        "1",
+        expect=1,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("tc3d: error:") and "unreadable videos in a row" in lines[-1]
+    assert "Traceback" not in done.stderr

@@ -90,30 +90,9 @@ def _cli(*args: str) -> list[str]:
 
 
 def _train_args(data: Path, out: Path, iters: int) -> list[str]:
-    return [
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--width",
-        "0.25",
-        "--crop",
-        "32",
-        "--frames",
-        "4",
-        "--batch-size",
-        "2",
-        "--workers",
-        "0",
-        "--iters",
-        str(iters),
-        "--eval-every",
-        "3",
-        "--lr",
-        "0.01",
-        "--json",
-    ]
+    flags = "--width 0.25 --crop 32 --frames 4 --batch-size 2 --workers 0 --eval-every 3"
+    return ["train", "--data", str(data), "--out", str(out), *flags.split(),
+            "--iters", str(iters), "--lr", "0.01", "--json"]  # fmt: skip
 
 
 def test_kill_minus_9_then_resume(tiny_dataset, tmp_path):

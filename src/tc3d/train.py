@@ -304,6 +304,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
                 lr = learning_rate(cfg, iteration)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                if "fatal" in batch:
+                    raise TrainError(batch["fatal"])
                 for e in batch["errors"]:
                     if e["path"] not in skipped:
                         log.warning("skipped unreadable video %s: %s", e["path"], e["error"])

@@ -115,11 +115,12 @@ class VideoDataset(Dataset):
                 continue
             item["errors"] = errors
             return item
-        raise VideoReadError(
-            self.items[index].path,
-            f"{MAX_REPLACEMENTS} unreadable videos "
-            "in a row from here; check the data set with 'tc3d data check'",
-        )
+        # Raising here would reach the training loop as a worker traceback; a marker item
+        # lets it stop with this one line instead.
+        return {
+            "fatal": f"{MAX_REPLACEMENTS} unreadable videos in a row (from "
+            f"{self.items[index].path}); check the data set with 'tc3d data check'"
+        }
 
     def _load(self, index: int, rng: np.random.Generator | None) -> dict:
         item = self.items[index]
@@ -134,6 +135,9 @@ class VideoDataset(Dataset):
 
 
 def collate_train(batch: list[dict]) -> dict:
+    fatal = [b["fatal"] for b in batch if "fatal" in b]
+    if fatal:
+        return {"fatal": fatal[0]}
     return {
         "video": torch.stack([b["video"] for b in batch]),  # (N, S, 3, k, H, W)
         "label": torch.tensor([b["label"] for b in batch]),
