@@ -63,8 +63,10 @@ def main() -> None:
             "consecutive (test)": lambda: eval_indices(300, SamplingConfig()),
             "uniform (train)": lambda: train_indices(300, SamplingConfig(strategy="uniform"), rng),
         }
-        print(f"{'file':<6} {'frames read':<22} {'ms (median)':>11} {'all 300 ms':>11} "
-              f"{'speed-up':>9}")
+        print(
+            f"{'file':<6} {'frames read':<22} {'ms (median)':>11} {'all 300 ms':>11} "
+            f"{'speed-up':>9}"
+        )
         for path in (avi, mp4):
             for name, make in samplers.items():
                 sample, full = [], []
@@ -73,8 +75,10 @@ def main() -> None:
                     sample += timed(lambda: read_frames(path, indices), 1)  # noqa: B023
                     full += timed(lambda: read_all_frames(path), 1)  # noqa: B023
                 s, f = statistics.median(sample), statistics.median(full)
-                print(f"{path.suffix[1:]:<6} {name:<22} {1000 * s:>11.1f} {1000 * f:>11.1f} "
-                      f"{f / s:>8.1f}x")
+                print(
+                    f"{path.suffix[1:]:<6} {name:<22} {1000 * s:>11.1f} {1000 * f:>11.1f} "
+                    f"{f / s:>8.1f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,11 @@ def main() -> None:
             per_class = result["per_class"]
             cells = [mean([per_class[c] for c in tiers[t]]) for t in tiers]
             cells.append(mean([per_class[c] for c in ORDER_PAIR]))
-            print(f"| {label} | {result['top1']:.1f} | "
-                  + " | ".join(f"{c:.1f}" for c in cells) + " |")
+            print(
+                f"| {label} | {result['top1']:.1f} | "
+                + " | ".join(f"{c:.1f}" for c in cells)
+                + " |"
+            )
 
 
 if __name__ == "__main__":
