@@ -102,6 +102,7 @@ def test_kill_minus_9_then_resume(tiny_dataset, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_ignore_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -154,7 +155,12 @@ def test_ddp_with_two_gloo_processes(tiny_dataset, tmp_path):
     shutil.rmtree(out)
 
 
-def test_ctrl_c_saves_the_steps_done(tiny_dataset, tmp_path):
+def _ignore_sigint():  # as a non-interactive shell starts a background job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_the_steps_done(tiny_dataset, tmp_path, signum):
     out = tmp_path / "run"
     args = _train_args(tiny_dataset, out, 400)
     args[args.index("--eval-every") + 1] = "1000"  # no periodic checkpoint before the signal
@@ -164,11 +170,12 @@ def test_ctrl_c_saves_the_steps_done(tiny_dataset, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_ignore_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "log.jsonl").exists():
         time.sleep(0.2)  # the log gets its first line after 10 steps
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
     assert load_checkpoint(out / "last.pt")["iteration"] >= 10

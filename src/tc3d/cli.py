@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -514,7 +515,15 @@ def _failure_line(e: BaseException) -> str:
     return text
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (kill, a scheduler's pre-emption) stops work like Ctrl-C does, so training saves
+    # the steps done; SIGINT is re-armed because a shell starts background jobs ignoring it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
