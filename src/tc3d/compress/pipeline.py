@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -75,6 +76,7 @@ class CompressConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"
+    test_stages: list[str] | None = None  # stages whose top-1 is measured (None: all)
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -225,7 +227,8 @@ class _Trainer:
 def _settings(cfg: CompressConfig) -> dict:
     source = Path(cfg.model).resolve()
     s = asdict(cfg)
-    s.pop("out"), s.pop("workers"), s.pop("device"), s.pop("stages")
+    for transient in ("out", "workers", "device", "stages", "test_stages"):
+        s.pop(transient)
     s["model_mtime"] = source.stat().st_mtime
     s["model"] = str(source)
     return s
@@ -239,8 +242,8 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
         raise CompressError(f"--out must end in .tc3d, not {out.name!r}")
     work = out.with_name(out.name + ".work")
     device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        set_threads()
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        set_threads()  # all cores, unless the user asked for fewer
     torch.manual_seed(cfg.seed)
     ckpt = load_checkpoint(cfg.model) if not encode.is_tc3d(cfg.model) else None
     if ckpt is None:
@@ -299,7 +302,8 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
     skip = stages.index(resume_from) + 1 if resume_from else 0
 
     def top1(description: str, target: LoadedModel | None = None) -> float | None:
-        if trainer is None:
+        stage = description.split(":")[0]
+        if trainer is None or (cfg.test_stages is not None and stage not in cfg.test_stages):
             return None
         target = target or LoadedModel(model, loaded.classes, loaded.clip, Path(cfg.model))
         return trainer.evaluate(target, description)
