@@ -5,7 +5,7 @@ reach), so the one-shot size table of docs/RESULTS.md uses the project's own ini
 (torchvision's: Kaiming-normal convolutions). Sizes depend on the weight distribution: see the
 notes in docs/RESULTS.md.
 
-    python benchmarks/make_fullwidth_checkpoint.py OUT.pt [--classes 101] [--seed 0]
+    python benchmarks/make_fullwidth_checkpoint.py OUT.pt [--classes 101] [--seed 0] [--width 1]
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--classes", type=int, default=101, help="101 = UCF101, as Table VIII")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     args = p.parse_args()
     torch.manual_seed(args.seed)
-    model = TC3D(ModelConfig(num_classes=args.classes, width=1.0, segments=3))
+    model = TC3D(ModelConfig(num_classes=args.classes, width=args.width, segments=3))
     spec = ClipSpec(SamplingConfig(3, 8, "consecutive", 2), crop=112)
     atomic_save(
         {

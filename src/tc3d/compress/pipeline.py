@@ -168,6 +168,15 @@ class _Trainer:
     ) -> None:
         if iters <= 0:
             return
+        # Pruning or sharing changes every layer's output statistics at once; with momentum
+        # 0.1 the BatchNorm running estimates need ~20 steps to forget the old network, more
+        # than a short fine-tuning has. Restarted as a plain average over this run's batches,
+        # they match the weights after a few steps.
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
         done = 0
         model.train()
         with self.progress(description) as update:
@@ -192,6 +201,8 @@ class _Trainer:
                     update(done, iters, {"loss": loss.item()})
                     if done >= iters:
                         break
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
         model.eval()
 
     def evaluate(self, loaded: LoadedModel, description: str) -> float:
