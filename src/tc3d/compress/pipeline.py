@@ -238,7 +238,7 @@ class _Trainer:
 def _settings(cfg: CompressConfig) -> dict:
     source = Path(cfg.model).resolve()
     s = asdict(cfg)
-    for transient in ("out", "workers", "device", "stages", "test_stages"):
+    for transient in ("out", "workers", "device", "test_stages"):
         s.pop(transient)
     s["model_mtime"] = source.stat().st_mtime
     s["model"] = str(source)
