@@ -177,6 +177,8 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     assert 0 <= result["top1"] <= 100 and result["fps"] > 0 and result["size_bytes"] > 0
     assert (out / "s3" / "best.pt").exists() and (out / "s1" / "best.pt").exists()
     assert len(result["predictions"]) == 3  # one test video of each tier
+    assert result["compressed_bytes"] == (out / "s3.tc3d").stat().st_size < result["size_bytes"]
+    assert 0 <= result["compressed_top1"] <= 100
     again = last_json(run(*args))  # a second run reuses the data and the finished trainings
     assert again["top1"] == result["top1"] and again["seconds"] < result["seconds"]
 

@@ -1,0 +1,389 @@
+"""Deep compression: lossless Huffman, sparse gaps, k-means, masks, the .tc3d file and CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tc3d.checkpoint import CheckpointError, atomic_save, clip_spec_to_dict, load_model
+from tc3d.compress import encode, huffman, prune, share
+from tc3d.compress.pipeline import write_compressed
+from tc3d.data.dataset import ClipSpec
+from tc3d.data.sampling import SamplingConfig
+from tc3d.models.tc3d import TC3D, ModelConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads; on a busy machine idle OpenMP threads spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Huffman
+
+
+@pytest.mark.parametrize(
+    "symbols,alphabet",
+    [
+        (np.random.default_rng(0).integers(0, 256, 20000), 256),  # uniform random
+        (np.full(3000, 7), 256),  # a single symbol
+        (np.arange(256).repeat(5), 256),  # every symbol of the alphabet
+        (np.random.default_rng(1).geometric(0.1, 50000).clip(max=255) - 1, 256),  # gaps
+        (np.random.default_rng(2).zipf(1.2, 30000) % 32, 32),  # heavy skew
+        (np.array([0, 1]), 2),
+        (np.array([], np.int64), 32),  # empty
+    ],
+)
+def test_huffman_is_lossless(symbols, alphabet):
+    for block in (huffman.BLOCK, 7):  # 7: many short blocks, a partial last block
+        enc = huffman.encode(symbols, alphabet, block)
+        assert np.array_equal(huffman.decode(enc, block), symbols)
+        assert len(enc.data) * 8 <= huffman.entropy_bits(symbols, alphabet) + len(symbols) + 8
+
+
+def test_code_lengths_are_capped_and_prefix_free():
+    fib = [1, 1]
+    while len(fib) < 25:
+        fib.append(fib[-1] + fib[-2])
+    counts = np.array(fib)  # Fibonacci counts: the Huffman tree is a 24-deep chain
+    assert huffman._tree_depths(counts).max() > huffman.MAX_CODE_LENGTH
+    lengths = huffman.code_lengths(counts)
+    assert lengths.max() <= huffman.MAX_CODE_LENGTH
+    assert sum(2.0 ** -int(n) for n in lengths) <= 1.0  # Kraft: a prefix code exists
+    symbols = np.random.default_rng(0).permutation(np.repeat(np.arange(25), counts))
+    assert np.array_equal(huffman.decode(huffman.encode(symbols, 25)), symbols)
+
+
+def test_decode_many_streams_in_lock_step():
+    rng = np.random.default_rng(3)
+    streams = [rng.integers(0, a, n) for a, n in [(256, 5000), (32, 1), (4, 3000), (256, 0)]]
+    encoded = [huffman.encode(s, a) for s, a in zip(streams, (256, 32, 4, 256))]
+    for got, want in zip(huffman.decode_many(encoded), streams):
+        assert np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------------------------------------
+# relative indices
+
+
+@pytest.mark.parametrize("bits", [5, 8])
+def test_gaps_round_trip_with_fillers(bits):
+    rng = np.random.default_rng(bits)
+    positions = np.unique(np.concatenate([[0, 1, 2], rng.integers(0, 100000, 300), [99999]]))
+    symbols = encode.positions_to_gaps(positions, bits)
+    assert symbols.max() <= (1 << bits) - 1
+    fillers = int((symbols == (1 << bits) - 1).sum())
+    assert fillers > 0 and len(symbols) == len(positions) + fillers  # long gaps need fillers
+    assert np.array_equal(encode.gaps_to_positions(symbols, bits), positions)
+    far = np.array([(1 << bits) - 2, 2 * ((1 << bits) - 1) - 1])  # the boundary cases
+    assert np.array_equal(encode.gaps_to_positions(encode.positions_to_gaps(far, bits), bits), far)
+
+
+def test_compression_rate_is_eq6():
+    assert encode.compression_rate(1000, 256) == pytest.approx(32000 / (8000 + 256 * 32))
+
+
+# ---------------------------------------------------------------------------------------------
+# k-means
+
+
+def test_kmeans_1d_linear_init_and_nearest_assignment():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-1, 0.1, 500), rng.normal(2, 0.1, 500)])
+    centroids, labels = share.kmeans_1d(x, 8)
+    assert np.all(np.diff(centroids) >= 0)
+    nearest = np.abs(x[:, None] - centroids[None, :]).argmin(1)
+    assert np.array_equal(centroids[labels], centroids[nearest])
+    exact, lab = share.kmeans_1d(np.array([0.5, -1.0, 3.0, 0.5]), 3)
+    assert np.array_equal(exact[lab], np.float32([0.5, -1.0, 3.0, 0.5]))
+
+
+# ---------------------------------------------------------------------------------------------
+# masks and centroids hold during fine-tuning
+
+
+def _tiny_model(classes: int = 3) -> TC3D:
+    torch.manual_seed(0)
+    return TC3D(ModelConfig(num_classes=classes, width=0.125, segments=2, dropout=0.0))
+
+
+def _steps(model, optimizer, n, after_backward, after_step):
+    for _ in range(n):
+        video = torch.randn(2, 2, 3, 4, 16, 16)  # (N, S, 3, k, H, W)
+        loss = torch.nn.functional.cross_entropy(model(video), torch.tensor([0, 1]))
+        optimizer.zero_grad()
+        loss.backward()
+        after_backward()
+        optimizer.step()
+        after_step()
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_masks_hold_gradients_and_momentum(opt):
+    model = _tiny_model()
+    make = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05),
+    }[opt]
+    optimizer = make(model.parameters())
+    layers = prune.prunable_layers(model)
+    for targets in ({"conv": 0.3, "fc": 0.3}, {"conv": 0.9, "fc": 0.95}):  # progressive
+        masks = prune.make_masks(model, targets)
+        prune.apply_masks(model, masks)
+        prune.mask_optimizer_state(optimizer, model, masks)
+        _steps(model, optimizer, 3, lambda m=masks: prune.mask_gradients(model, m), lambda: None)
+        for name, (kind, w) in layers.items():
+            off = ~masks[name]
+            assert torch.all(w[off] == 0) and torch.all(w.grad[off] == 0)
+            for state in optimizer.state[w].values():
+                if torch.is_tensor(state) and state.shape == w.shape:
+                    assert torch.all(state[off] == 0)  # momentum / Adam moments
+            expected = prune.layer_sparsity(kind, targets)
+            assert off.float().mean().item() == pytest.approx(expected, abs=0.5 / w.numel())
+    stem = masks["backbones.0.stem.0.weight"]
+    assert (~stem).float().mean().item() == pytest.approx(prune.STEM_SPARSITY, abs=1e-3)
+
+
+def test_centroid_fine_tuning_sums_member_gradients():
+    model = _tiny_model()
+    masks = prune.make_masks(model, prune.PRUNE_TARGETS)
+    prune.apply_masks(model, masks)
+    layers = [
+        share.share_layer(n, k, w, masks[n]) for n, (k, w) in prune.prunable_layers(model).items()
+    ]
+    shared = share.SharedWeights(model, layers)
+    optimizer = torch.optim.SGD(list(shared.codebooks.values()), lr=0.1)
+    name = "backbones.0.layer2.0.conv1.0.weight"
+    w = shared.weights[name]
+    captured = {}
+
+    def after_backward():
+        captured["grad"] = w.grad.clone()
+        shared.accumulate_gradients()
+
+    before = shared.codebooks[share._key(name)].detach().clone()
+    _steps(model, optimizer, 1, after_backward, shared.write_weights)
+    layer = shared.layers[name]
+    member = captured["grad"].reshape(-1)[layer.positions]
+    expected = torch.zeros(len(before)).index_add_(0, torch.from_numpy(layer.indices), member)
+    after = shared.codebooks[share._key(name)].detach()
+    assert torch.allclose(before - after, 0.1 * expected, atol=1e-6)
+    flat = w.detach().reshape(-1)
+    assert torch.equal(flat[layer.positions], after[layer.indices])  # weights = codebook
+    assert torch.all(flat[~masks[name].reshape(-1)] == 0)  # pruned stay zero
+
+
+# ---------------------------------------------------------------------------------------------
+# the .tc3d file
+
+
+@pytest.fixture(scope="module")
+def tc3d_file(tmp_path_factory):
+    """A real small .tc3d file and the quantised model it came from."""
+    root = tmp_path_factory.mktemp("tc3d")
+    model = _tiny_model()
+    spec = ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=16)
+    ckpt = {
+        "model": model.state_dict(),
+        "model_config": model.cfg.to_dict(),
+        "clip": clip_spec_to_dict(spec),
+        "classes": ["a", "b", "c"],
+    }
+    atomic_save(ckpt, root / "m.pt")
+    loaded = load_model(root / "m.pt")
+    masks = prune.make_masks(loaded.model, prune.PRUNE_TARGETS)
+    prune.apply_masks(loaded.model, masks)
+    layers = [
+        share.share_layer(n, k, w, masks[n])
+        for n, (k, w) in prune.prunable_layers(loaded.model).items()
+    ]
+    shared = share.SharedWeights(loaded.model, layers)
+    written = write_compressed(root / "m.tc3d", loaded.model, shared.to_layers(), loaded, {})
+    return root / "m.tc3d", loaded.model, written
+
+
+def test_tc3d_round_trip_is_bit_identical(tc3d_file):
+    path, quantised, written = tc3d_file
+    assert written["file_bytes"] == path.stat().st_size
+    restored = load_model(path)
+    want = quantised.state_dict()
+    got = restored.model.state_dict()
+    assert want.keys() == got.keys()
+    for k in want:
+        assert torch.equal(want[k], got[k]), k  # codebook values, BN, biases: bit for bit
+    assert restored.classes == ["a", "b", "c"] and restored.clip.crop == 16
+    video = torch.randn(1, 2, 3, 4, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(quantised.eval()(video), restored.model(video))
+
+
+def test_every_damaged_file_is_rejected(tc3d_file, tmp_path):
+    path = tc3d_file[0]
+    data = path.read_bytes()
+    bad = tmp_path / "bad.tc3d"
+    rng = np.random.default_rng(0)
+    positions = np.concatenate([np.arange(24), rng.integers(0, len(data), 300), [len(data) - 1]])
+    for pos in positions:  # one flipped byte anywhere: magic, header, payload, checksum
+        mutated = bytearray(data)
+        mutated[pos] ^= 1 << int(rng.integers(0, 8))
+        bad.write_bytes(bytes(mutated))
+        with pytest.raises(CheckpointError) as info:
+            load_model(bad)
+        assert "\n" not in str(info.value)
+    for cut in [0, 5, 8, 20, len(data) // 2, len(data) - 33, len(data) - 1]:
+        bad.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated|not a|checksum"):
+            load_model(bad)
+    bad.write_bytes(data + b"\0")  # extra bytes move the checksum: rejected too
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello world\n", b"\x89PNG\r\n\x1a\n" + bytes(100), b"PK\x03\x04" + bytes(60)],
+)
+def test_files_of_another_kind_are_rejected(tmp_path, content):
+    path = tmp_path / "x.tc3d"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(encode.Tc3dError, match="not a .tc3d"):
+        encode.read_tc3d(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the commands, end to end on real tiny videos
+
+
+def _run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == expect, done.stderr[-3000:]
+    return done
+
+
+def _json(done: subprocess.CompletedProcess) -> dict:
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    from conftest import colour_clip, make_ucf_dataset
+
+    root = tmp_path_factory.mktemp("compress")
+    rng = np.random.default_rng(4)
+    colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30)}
+    data = make_ucf_dataset(
+        root / "data",
+        {
+            n: [[colour_clip(c, 20, rng) for _ in range(2)] for _ in range(3)]
+            for n, c in colours.items()
+        },
+    )
+    model = _tiny_model(classes=2)  # compression needs a checkpoint, not a good one
+    checkpoint = str(root / "m.pt")
+    atomic_save(
+        {
+            "model": model.state_dict(),
+            "model_config": model.cfg.to_dict(),
+            "clip": clip_spec_to_dict(ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=32)),
+            "classes": ["RedThing", "GreenThing"],  # classInd order
+            "train_config": {"optimizer": "sgd", "lr": 0.01},
+        },
+        checkpoint,
+    )
+    out = root / "m.tc3d"
+    args = ["compress", "--model", checkpoint, "--out", str(out), "--data", str(data),
+            "--epochs", "0.34", "--batch-size", "4", "--workers", "0", "--json"]  # fmt: skip
+    return data, out, args, _json(_run(*args))
+
+
+def test_compress_json_and_file(compressed):
+    _, out, _, result = compressed
+    assert {"stages", "file", "file_bytes", "ratio"} <= result.keys()
+    assert [s["stage"] for s in result["stages"]] == list(
+        ("baseline", "sparse", "dense", "prune", "quantize", "huffman")
+    )
+    for s in result["stages"]:
+        assert {"stage", "size_bytes", "top1", "sparsity"} <= s.keys()
+    assert result["file_bytes"] == out.stat().st_size
+    by = {s["stage"]: s for s in result["stages"]}
+    assert by["huffman"]["top1"] == by["quantize"]["top1"]  # Huffman is lossless
+    sizes = [by[s]["size_bytes"] for s in ("baseline", "prune", "quantize", "huffman")]
+    assert sizes == sorted(sizes, reverse=True)
+    assert by["prune"]["sparsity"] > 85 and by["dense"]["sparsity"] < by["sparse"]["sparsity"]
+    assert out.with_name("m.compress.png").stat().st_size > 1000
+    assert (
+        json.loads(out.with_name("m.compress.json").read_text())["file_bytes"]
+        == result["file_bytes"]
+    )
+
+
+def test_test_and_predict_accept_tc3d(compressed):
+    data, out, _, result = compressed
+    huffman_top1 = result["stages"][-1]["top1"]
+    tested = _json(_run("test", "--model", str(out), "--data", str(data), "--json"))
+    assert tested["top1"] == huffman_top1
+    video = next(data.glob("RedThing/*.avi"))
+    predicted = _json(_run("predict", str(video), "--model", str(out), "--json"))
+    assert predicted["results"][0]["labels"][0]["label"] in ("RedThing", "GreenThing")
+
+
+def _main_json(capsys, *args: str, expect: int = 0) -> tuple[dict, str]:
+    """Run the CLI in this process (no interpreter start-up); returns (last JSON, stderr)."""
+    from tc3d.cli import main
+
+    assert main(list(args)) == expect
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return (json.loads(lines[-1]) if lines else {}), captured.err
+
+
+def test_inspect(compressed, tmp_path, capsys):
+    _, out, _, result = compressed
+    report, _ = _main_json(capsys, "inspect", str(out), "--json")
+    assert report["valid"] is True and report["file_bytes"] == out.stat().st_size
+    assert {"name", "shape", "sparsity", "bits", "bytes"} <= report["layers"][0].keys()
+    assert len(report["layers"]) == len(result["layers"])
+    damaged = tmp_path / "d.tc3d"
+    raw = bytearray(out.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    damaged.write_bytes(bytes(raw))
+    report, err = _main_json(capsys, "inspect", str(damaged), "--json", expect=1)
+    assert report["valid"] is False
+    assert err.strip().count("\n") == 0 and "checksum" in err
+    _, err = _main_json(capsys, "inspect", str(tmp_path / "nope.tc3d"), expect=2)
+    assert err.strip().count("\n") == 0
+
+
+def test_compress_resumes_finished_stages(compressed, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _, _, args, first = compressed
+    again, _ = _main_json(capsys, *args)
+    assert [s["seconds"] for s in again["stages"]] == [s["seconds"] for s in first["stages"]]
+    assert again["file_bytes"] == first["file_bytes"]
+
+
+def test_one_shot_without_data(compressed, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _, _, args, _ = compressed
+    model = args[args.index("--model") + 1]
+    out = tmp_path / "o.tc3d"
+    result, _ = _main_json(capsys, "compress", "--model", model, "--out", str(out), "--json")
+    assert [s["stage"] for s in result["stages"]] == ["baseline", "prune", "quantize", "huffman"]
+    assert all(s["top1"] is None for s in result["stages"])
+    assert result["file_bytes"] == out.stat().st_size
