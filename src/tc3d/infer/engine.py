@@ -25,6 +25,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,17 +89,22 @@ def quantize_backbone(
     """
     from torch.ao.quantization.quantize_fx import convert_fx
 
-    prepared = _fx_prepare(backbone, calibration[0][:1])
-    if observers is None:
-        with torch.no_grad():
-            for clips in calibration:
-                prepared(clips.float())
-        observers = _observer_state(prepared)
-    else:
-        missing = prepared.load_state_dict(observers, strict=False).missing_keys
-        if any("activation_post_process" in k for k in missing):
-            raise EngineError("cached int8 calibration does not match the model")
-    return convert_fx(prepared).eval(), observers
+    # torch 2.13 marks torch.ao's FX API deprecated in favour of torchao's pt2e, which it no
+    # longer ships; FX is still the x86 int8 path that works out of the box, so its notices
+    # are silenced here rather than shown on every command.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = _fx_prepare(backbone, calibration[0][:1])
+        if observers is None:
+            with torch.no_grad():
+                for clips in calibration:
+                    prepared(clips.float())
+            observers = _observer_state(prepared)
+        else:
+            missing = prepared.load_state_dict(observers, strict=False).missing_keys
+            if any("activation_post_process" in k for k in missing):
+                raise EngineError("cached int8 calibration does not match the model")
+        return convert_fx(prepared).eval(), observers
 
 
 def _weights_digest(model: nn.Module, extra: str) -> str:

@@ -9,9 +9,12 @@ largest difference from the PyTorch model's scores on the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,21 +110,26 @@ def export_model(loaded, fmt: str, out: str | Path, batch: int = 1) -> dict:
     model = loaded.model.float().cpu().eval().to(memory_format=torch.contiguous_format)
     meta = _metadata(loaded)
     example = _example(loaded, max(1, batch))
-    if fmt == "onnx":
-        try:
-            _export_onnx(model, example, out, meta)
-        except ImportError as e:
-            raise ExportError(f"ONNX export needs onnx and onnxscript ({e})") from None
-        run = _run_onnx
-    else:
-        _export_torchscript(model, example, out, meta)
-        run = _run_torchscript
+    # The exporters talk on stdout and warn about deprecations; stdout belongs to --json.
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            try:
+                _export_onnx(model, example, out, meta)
+            except ImportError as e:
+                raise ExportError(f"ONNX export needs onnx and onnxscript ({e})") from None
+            run = _run_onnx
+        else:
+            _export_torchscript(model, example, out, meta)
+            run = _run_torchscript
     with torch.no_grad():
         reference = model(example).numpy()
         other = _example(loaded, max(1, batch) + 1)  # a different batch size: dynamic batch
         other_ref = model(other).numpy()
-    got = run(out, example)
-    got_other = run(out, other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = run(out, example)
+        got_other = run(out, other)
     if got_other.shape != other_ref.shape:
         raise ExportError(f"exported model gave shape {got_other.shape} for {other_ref.shape}")
     return {
