@@ -7,11 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-benchmarks/table4.jsonl}
 TC3D=${TC3D:-.venv/bin/tc3d}
+LOCK=${LOCK-flock -x /work/bench.lock}  # LOCK= when the caller already holds it
 : > "$OUT"
 row() {  # row NAME ARGS...
     local name=$1; shift
     echo "== $name: tc3d bench $*" >&2
-    flock -x /work/bench.lock "$TC3D" bench "$@" --json | tail -1 \
+    $LOCK "$TC3D" bench "$@" --json | tail -1 \
         | python3 -c "import json,sys; r=json.load(sys.stdin); r['row']='$name'; print(json.dumps(r))" >> "$OUT"
 }
 # The issue's headline: S clips, centre crop, int8, with the conventional pipeline in the same run.
