@@ -254,6 +254,7 @@ def cmd_test(args) -> dict:
             f"the model's {len(loaded.classes)} classes differ from the data set's "
             f"{len(split.classes)} classes"
         )
+    engine = _engine(args, loaded, device, [str(i.path) for i in split.train[::7]])
     with _progress("testing") as update:
         result = evaluate(
             loaded,
@@ -265,7 +266,9 @@ def cmd_test(args) -> dict:
             args.batch_size,
             args.workers,
             update,
+            engine,
         )
+    result["precision"] = args.precision
     c = _console()
     c.print(
         f"{result['videos']} videos ({args.protocol}, {args.crops} crop"
@@ -284,7 +287,10 @@ def cmd_predict(args) -> dict:
     for v in args.videos:
         _existing(v, "video")
     loaded, device = _load(args)
-    results = predict(loaded, args.videos, device, args.top, args.precision)
+    engine = _engine(args, loaded, device, args.videos)
+    results = predict(
+        loaded, args.videos, device, args.top, args.precision, args.batch_size, None, engine
+    )
     c = _console()
     for r in results:
         if "error" in r:
@@ -378,6 +384,107 @@ def cmd_inspect(args) -> dict:
     return result
 
 
+# --- inference engine, bench, stream, export (issue 4) ------------------------------------
+
+
+def _engine(args, loaded, device, fallback_videos):
+    """The inference engine at ``--precision``; int8 calibrates on training videos (cached)."""
+    from tc3d.infer.engine import make_engine
+
+    if args.precision == "int8":
+        _console().print("[dim]int8: loading or making the calibration...[/dim]")
+    return make_engine(loaded, device, args.precision, fallback_videos)
+
+
+def cmd_bench(args) -> dict:
+    from tc3d.infer.bench import BenchConfig, run_bench
+
+    if args.model:
+        _existing(args.model, "model file")
+    if args.videos:
+        _existing(args.videos, "video folder")
+    cfg = BenchConfig(
+        model=args.model,
+        width=args.width,
+        num_classes=args.classes,
+        videos=args.videos,
+        synthetic=args.synthetic,
+        synthetic_dir=args.synthetic_dir,
+        precision=args.precision,
+        baseline=args.baseline,
+        protocol=args.protocol,
+        crops=args.crops,
+        batch_clips=args.batch_clips,
+        workers=args.workers,
+        warmup=args.warmup,
+        device=args.device,
+    )
+    r = run_bench(cfg, progress=_progress)
+    c = _console()
+    c.print(
+        f"{r['videos']} videos, {r['frames']} frames in {r['seconds']:.2f} s: "
+        f"[bold]{r['fps']:.0f} frames/s[/bold], {r['videos_per_s']:.2f} videos/s, "
+        f"{r['clips_per_s']:.1f} clips/s ({r['precision']}, {r['protocol']}, "
+        f"{r['crops']} crop{'s' if r['crops'] > 1 else ''}); "
+        f"{r['gflops_per_video']:.1f} GFLOPs/video",
+        highlight=False,
+    )
+    if "baseline" in r:
+        b = r["baseline"]
+        c.print(
+            f"conventional pipeline (decode all frames, fp32 eager): {b['fps']:.0f} frames/s, "
+            f"{b['videos_per_s']:.2f} videos/s -> speedup [bold]{r['speedup']:.2f}x[/bold]",
+            highlight=False,
+        )
+    if r.get("agreement") is not None:
+        c.print(f"top-1 agreement with fp32: {r['agreement']:.1f}%")
+    m = r["machine"]
+    c.print(f"[dim]{m['cpu']}, {m['torch_threads']} threads, load {m['load_average']}[/dim]")
+    if r["failed"]:
+        c.print(f"[yellow]{len(r['failed'])} videos failed[/yellow]")
+    return r
+
+
+def cmd_stream(args) -> dict:
+    from tc3d.infer.stream import StreamConfig, run_stream
+
+    for s in args.sources:
+        if "://" not in s and not s.startswith("/dev/"):
+            _existing(s, "source")
+    loaded, device = _load(args)
+    engine = _engine(args, loaded, device, [s for s in args.sources if "://" not in s])
+    cfg = StreamConfig(
+        window=args.window,
+        stride=args.stride,
+        realtime=args.realtime,
+        out=args.out,
+        smoothing=args.smoothing,
+        max_seconds=args.max_seconds,
+    )
+    emit = (lambda d: print(json.dumps(d), flush=True)) if args.json else None
+    summary = run_stream(engine, loaded, args.sources, cfg, emit=emit, console=_console())
+    s = summary["summary"]
+    _console().print(
+        f"{s['decisions']} decisions, latency p50 {s['latency_ms_p50']:.0f} ms, "
+        f"p95 {s['latency_ms_p95']:.0f} ms, {s['dropped_frames']} dropped frames",
+        highlight=False,
+    )
+    return summary
+
+
+def cmd_export(args) -> dict:
+    from tc3d.infer.export import export_model
+
+    _existing(args.model, "model file")
+    loaded, device = _load(args)
+    r = export_model(loaded, args.format, args.out, batch=args.batch)
+    _console().print(
+        f"wrote {r['file']} ({r['format']}), max |diff| vs PyTorch {r['max_abs_diff']:.2e}",
+        highlight=False,
+    )
+    return r
+
+
 def cmd_demo(args) -> dict:
     from tc3d.demo import DemoConfig, run_demo
 
@@ -423,16 +530,21 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", default=None, help="folder holding the split files")
 
 
+def _precision_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="inference precision: fp32; bf16 autocast; int8 (x86 static quantisation, "
+        "calibrated once on a few training videos and cached in ~/.cache/tc3d)",
+    )
+
+
 def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, help="trained checkpoint (.pt) or compressed model (.tc3d)"
     )
-    p.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="inference precision (bf16 autocast: ~2x faster on CPUs with AVX-512 bf16)",
-    )
+    _precision_flag(p)
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--segments", type=int, default=None, help="override the model's S")
     p.add_argument("--frames", type=int, default=None, help="override the model's k")
@@ -625,6 +737,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.tc3d")
     p.set_defaults(func=cmd_inspect)
+    # --- inference engine, bench, stream, export (issue 4) ---------------------------------
+    p = sub.add_parser(
+        "bench",
+        parents=[_common()],
+        help="frames per second of the whole pipeline (DESIGN A7)",
+        description="Time the whole pipeline (open, decode, sample, transform, model, "
+        "fusion) on real video files; --baseline also times the conventional pipeline "
+        "(decode every frame, fp32 eager) in the same run.",
+    )
+    p.add_argument("--model", default=None, help="checkpoint (default: a fresh Res3D-18)")
+    p.add_argument("--width", type=float, default=1.0, help="width of the fresh model")
+    p.add_argument("--classes", type=int, default=101, help="classes of the fresh model")
+    p.add_argument("--videos", default=None, help="folder of video files to time")
+    p.add_argument(
+        "--synthetic", type=int, default=None, help="write N synthetic 7 s 320x240 videos"
+    )
+    p.add_argument("--synthetic-dir", default=None, help="where (default: ~/.cache/tc3d)")
+    _precision_flag(p)
+    p.add_argument("--baseline", action="store_true", help="also time the conventional pipeline")
+    p.add_argument("--protocol", choices=("sclips", "allclips"), default="sclips")
+    p.add_argument("--crops", type=int, choices=(1, 10), default=1)
+    p.add_argument("--batch-clips", type=int, default=12, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=1, help="reader threads")
+    p.add_argument("--warmup", type=int, default=2, help="videos run before timing")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "stream",
+        parents=[_common()],
+        help="online recognition from files, URLs or cameras",
+        description="Recognise actions online: a decision every --stride frames from the "
+        "last S clips (each clip's scores computed once). Several sources share one model "
+        "with batched inference. With --json, one JSON line per decision and a summary.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, http/rtsp URL, /dev/videoN")
+    _model_flags(p)
+    p.add_argument("--window", type=int, default=None, help="frames per clip (default: k)")
+    p.add_argument("--stride", type=int, default=4, help="frames between decisions")
+    p.add_argument("--realtime", action="store_true", help="pace files at their frame rate")
+    p.add_argument("--out", default=None, help="write the (first) source with labels overlaid")
+    p.add_argument("--smoothing", type=float, default=0.5, help="EMA factor of the smoothed label")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser(
+        "export",
+        parents=[_common()],
+        help="export to ONNX or TorchScript",
+        description="Write the model as ONNX or TorchScript (input: a batch of S clips, "
+        "dynamic batch size) and check it against PyTorch on one clip.",
+    )
+    p.add_argument("--model", required=True, help="trained checkpoint (.pt)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the check input")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "demo",

@@ -1,0 +1,160 @@
+"""Inference engine, bench, stream and export on a tiny width-0.25 model and tiny real videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import indexed_video
+
+from tc3d.checkpoint import atomic_save, clip_spec_to_dict, load_model
+from tc3d.cli import main
+from tc3d.data.dataset import ClipSpec
+from tc3d.data.sampling import SamplingConfig
+from tc3d.device import resolve_device
+from tc3d.infer.engine import Engine
+from tc3d.models.tc3d import TC3D, ModelConfig
+
+CLASSES = ["A", "B", "C", "D"]
+SPEC = ClipSpec(SamplingConfig(segments=3, frames=4, offset=2), crop=32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """A seeded width-0.25 checkpoint (k=4, crop 32) and three short real videos."""
+    root = tmp_path_factory.mktemp("infer")
+    torch.manual_seed(0)
+    model = TC3D(ModelConfig(len(CLASSES), width=0.25, segments=3, fusion="weighted"))
+    checkpoint = root / "tiny.pt"
+    atomic_save(
+        {
+            "model": model.state_dict(),
+            "model_config": model.cfg.to_dict(),
+            "classes": CLASSES,
+            "clip": clip_spec_to_dict(SPEC),
+        },
+        checkpoint,
+    )
+    videos = [indexed_video(root / f"v{i}.avi", n) for i, n in enumerate((40, 31, 52))]
+    return checkpoint, videos
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache(tmp_path_factory):
+    """One int8 calibration cache for the module: calibrating once is what the cache is for."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TC3D_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def _probs(engine: Engine, videos, **kw) -> list[np.ndarray]:
+    """Probabilities in input order (the engine yields in completion order)."""
+    return [r.probs for r in sorted(engine.run(videos, SPEC, **kw), key=lambda r: r.index)]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_engine_precisions_agree_with_fp32(tiny, precision):
+    checkpoint, videos = tiny
+    cpu = resolve_device("cpu")
+    reference = _probs(Engine(load_model(checkpoint).model, cpu, "fp32"), videos)
+    engine = Engine(load_model(checkpoint).model, cpu, precision, videos, SPEC)
+    got = _probs(engine, videos)
+    for ref, p in zip(reference, got):
+        assert p.shape == (len(CLASSES),) and np.isfinite(p).all()
+        assert p.sum() == pytest.approx(1.0, abs=1e-4)
+        # Reduced precision moves probabilities a little, not to another model's output.
+        assert np.abs(p - ref).max() < 0.1
+    if precision == "int8":  # calibrated once, then loaded from the cache with equal results
+        assert engine.calibration_info["videos"] == 3 and not engine.calibration_info["cached"]
+        again = Engine(load_model(checkpoint).model, cpu, "int8", videos, SPEC)
+        assert again.calibration_info["cached"] and Path(again.calibration_info["file"]).is_file()
+        for a, b in zip(got, _probs(again, videos)):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_batching_across_videos_matches_one_at_a_time(tiny):
+    checkpoint, videos = tiny
+    engine = Engine(load_model(checkpoint).model, resolve_device("cpu"), "fp32")
+    alone = [_probs(engine, [v], batch_clips=3)[0] for v in videos]
+    # 2 clips per pass: every video's clips are split over passes shared with its neighbours
+    batched = _probs(engine, videos, batch_clips=2, workers=2)
+    for a, b in zip(alone, batched):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_bad_video_is_reported_not_fatal(tiny, tmp_path):
+    checkpoint, videos = tiny
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"not a video at all")
+    engine = Engine(load_model(checkpoint).model, resolve_device("cpu"), "fp32")
+    results = sorted(engine.run([videos[0], bad, videos[1]], SPEC), key=lambda r: r.index)
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "cannot open" in results[1].error and results[1].probs is None
+    assert results[0].frames == 40 and results[2].frames == 31
+
+
+def test_bench_json_keys(tmp_path, capsys):
+    from tc3d.infer.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(width=0.25, num_classes=5, synthetic=2, synthetic_dir=str(tmp_path),
+                      precision="bf16", baseline=True, frames=4, crop=32, warmup=1)  # fmt: skip
+    r = run_bench(cfg)
+    keys = {"videos", "frames", "seconds", "videos_per_s", "fps", "clips_per_s", "latency_ms_p50",
+            "gflops_per_video", "params", "precision", "baseline", "speedup"}  # fmt: skip
+    assert keys <= r.keys() and {"videos_per_s", "fps"} <= r["baseline"].keys()
+    assert r["videos"] == 2 and r["frames"] == 2 * 175 and r["baseline"]["frames"] == 350
+    assert r["fps"] == pytest.approx(r["frames"] / r["seconds"])
+    assert r["speedup"] == pytest.approx(r["fps"] / r["baseline"]["fps"])
+    assert r["clips_per_s"] == pytest.approx(3 * r["videos_per_s"])
+    assert 0 <= r["agreement"] <= 100 and r["precision"] == "bf16"
+    assert r["gflops_per_video"] > 0 and r["params"] > 0
+
+
+def _lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.strip().splitlines()]
+
+
+def test_stream_json_lines_on_a_file(tiny, capsys):
+    checkpoint, videos = tiny
+    assert main(["stream", str(videos[0]), "--model", str(checkpoint), "--stride", "4",
+                 "--device", "cpu", "--json"]) == 0  # fmt: skip
+    lines = _lines(capsys.readouterr().out)
+    decisions, summary = lines[:-1], lines[-1]["summary"]
+    # k=4 frames 2 apart: a clip spans 7 frames; one decision every 4 frames once 7 are in.
+    assert [d["frame"] for d in decisions] == list(range(7, 40, 4))
+    for d in decisions:
+        assert {"t", "frame", "label", "prob", "latency_ms"} <= d.keys() and "source" not in d
+        assert d["label"] in CLASSES and 0 < d["prob"] <= 1
+        assert d["t"] == pytest.approx(d["frame"] / 25, abs=1e-3)
+    assert summary["decisions"] == len(decisions) and summary["dropped_frames"] == 0
+    assert summary["latency_ms_p95"] >= summary["latency_ms_p50"] > 0
+
+
+def test_stream_several_sources_share_one_model(tiny, capsys, tmp_path):
+    checkpoint, videos = tiny
+    out = tmp_path / "overlay.mp4"
+    args = ["stream", *map(str, videos), "--model", str(checkpoint), "--stride", "8",
+            "--precision", "int8", "--out", str(out), "--device", "cpu", "--json"]  # fmt: skip
+    assert main(args) == 0
+    lines = _lines(capsys.readouterr().out)
+    decisions, summary = lines[:-1], lines[-1]["summary"]
+    per_source = {str(v): [d["frame"] for d in decisions if d["source"] == str(v)] for v in videos}
+    for v, n in zip(videos, (40, 31, 52)):
+        assert per_source[str(v)] == list(range(7, n, 8))
+    assert summary["decisions"] == len(decisions) == sum(len(f) for f in per_source.values())
+    assert [s["frames"] for s in summary["sources"]] == [40, 31, 52]
+    assert out.is_file() and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_pytorch(tiny, tmp_path, capsys, fmt):
+    checkpoint, _ = tiny
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--model", str(checkpoint), "--format", fmt, "--out", str(out),
+                 "--device", "cpu", "--json"]) == 0  # fmt: skip
+    r = _lines(capsys.readouterr().out)[-1]
+    assert r["file"] == str(out) and r["format"] == fmt and out.is_file()
+    assert r["max_abs_diff"] <= 1e-3 and r["max_abs_diff_batch"] <= 1e-3
