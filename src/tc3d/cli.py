@@ -443,6 +443,87 @@ def cmd_tag(args) -> dict:
     return result
 
 
+def cmd_features(args) -> dict:
+    from tc3d.apps.similarity import LAYERS, extract_features, save_features
+    from tc3d.data.formats import DatasetFormatError, load_dataset
+
+    root = _existing(args.data, "data set root")
+    layers = LAYERS if args.layer == "all" else tuple(args.layer.split(","))
+    loaded, device = _load(args)
+    try:  # a data set: its train and test videos; else every video under the folder
+        split = load_dataset(root, args.format, args.split, args.splits)
+        paths = [i.path for i in split.train + split.test]
+    except DatasetFormatError:
+        if args.format:
+            raise
+        from tc3d.apps.tag import list_videos
+
+        paths = list_videos(root)
+    if not paths:
+        raise ValueError(f"no videos under {root}")
+    names = [Path(p).resolve().relative_to(Path(root).resolve()).as_posix()
+             if Path(p).resolve().is_relative_to(Path(root).resolve()) else str(p)
+             for p in paths]  # fmt: skip
+    with _progress("extracting features") as update:
+        feats = extract_features(
+            loaded, paths, device, layers, args.precision, args.batch_size, names, update
+        )
+    if not feats.videos:
+        raise ValueError("no video could be read")
+    file = save_features(feats, args.out, loaded.classes)
+    dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
+    c = _console()
+    c.print(f"{len(feats.videos)} videos, layers {dims} -> {file}")
+    for f in feats.failed:
+        c.print(f"[yellow]failed[/yellow] {f['path']}: {f['error']}", highlight=False)
+    return {
+        "videos": len(feats.videos),
+        "dim": dims[layers[0]],
+        "dims": dims,
+        "layers": list(layers),
+        "file": str(file),
+        "failed": feats.failed,
+    }
+
+
+def cmd_similarity(args) -> dict:
+    from tc3d.apps.similarity import run_similarity
+
+    _existing(args.pairs, "pairs file")
+    if not Path(args.videos).is_dir():
+        raise UsageError(f"videos folder not found: {args.videos}")
+    loaded, device = _load(args)
+    with _progress("extracting features") as update:
+        result = run_similarity(
+            loaded, args.pairs, args.videos, device, args.folds, args.precision,
+            args.batch_size, args.roc, update,
+        )  # fmt: skip
+    c = _console()
+    c.print(f"{result['pairs']} pairs, {result['folds']} folds (linear SVM):")
+    for name, r in {**result["layers"], "combined": result}.items():
+        c.print(f"  {name:9s} AUC {r['auc']:.2f} ± {r['auc_std']:.2f}   accuracy "
+                f"{r['accuracy']:.2f} ± {r['accuracy_std']:.2f}")  # fmt: skip
+    if result["roc"]:
+        c.print(f"ROC plot: {result['roc']}")
+    for f in result["failed"]:
+        c.print(f"[yellow]failed[/yellow] {f['path']}: {f['error']}", highlight=False)
+    return result
+
+
+def cmd_cam(args) -> dict:
+    from tc3d.apps.cam import cam_video
+
+    _existing(args.video, "video")
+    loaded, device = _load(args)
+    result = cam_video(loaded, args.video, args.out, device, args.precision, size=args.size,
+                       gif=not args.no_gif)  # fmt: skip
+    _console().print(
+        f"{result['video']}: {result['label']} ({100 * result['prob']:.1f}%); "
+        f"{len(result['files'])} files in {args.out}"
+    )
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # parser
 
@@ -718,6 +799,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
     p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser(
+        "features",
+        parents=[_common()],
+        help="clip features averaged per video, L2-normalised (.npz)",
+        description="Average the res5b (last conv block, flattened), pool5 (its global "
+        "average) or prob (softmax) outputs over every non-overlapping clip of each video and "
+        "L2-normalise them, as the paper does for ASLAN. DATA is a data set root (train and "
+        "test videos) or any folder of videos. The .npz holds one array per layer, 'videos' "
+        "and 'classes'.",
+    )
+    _model_flags(p)
+    p.add_argument("--data", required=True, help="data set root or folder of videos")
+    p.add_argument(
+        "--format",
+        choices=("ucf101", "hmdb51", "kinetics", "ucfcrime", "folder", "list"),
+        default=None,
+        help="data set layout (default: detect; a plain folder of videos also works)",
+    )
+    p.add_argument("--split", type=int, default=1, help="official split number (default 1)")
+    p.add_argument("--splits", default=None, help="folder holding the split files")
+    p.add_argument(
+        "--layer",
+        default="pool5",
+        help="res5b, pool5, prob, a comma list, or 'all' (default pool5)",
+    )
+    p.add_argument("--out", required=True, metavar="F.npz", help="output file")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "similarity",
+        parents=[_common()],
+        help="ASLAN-style same/different action (linear SVM, k-fold)",
+        description="Features (res5b, pool5, prob) of every video in the pairs file, six "
+        "distances per layer and pair, a linear SVM under k-fold cross-validation: AUC and "
+        "accuracy (0-100, mean over folds) per layer and for the layers combined. Pairs "
+        "lines: 'video_a video_b same(0|1) [fold]', paths relative to --videos.",
+    )
+    _model_flags(p)
+    p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
+    p.add_argument("--videos", required=True, metavar="DIR", help="folder the paths start in")
+    p.add_argument("--folds", type=int, default=10, help="folds when the file has no column")
+    p.add_argument("--roc", default=None, metavar="PNG", help="write the ROC curves here")
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser(
+        "cam",
+        parents=[_common()],
+        help="class activation heat maps over a video's frames (PNG + GIF)",
+        description="Class activation maps (last conv stage weighted by the classifier's "
+        "weights for the predicted class), upsampled in time and space and blended onto the "
+        "frames of the S segment clips, with the predicted label written on each frame: "
+        "DIR/cam_<clip>_<frame>.png and DIR/cam.gif.",
+    )
+    p.add_argument("video", metavar="VIDEO")
+    _model_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--size", type=int, default=224, help="output image size in pixels")
+    p.add_argument("--no-gif", action="store_true", help="PNG frames only")
+    p.set_defaults(func=cmd_cam)
     return parser
 
 

@@ -79,10 +79,12 @@ class SurveillanceSpec:
         return f"{TRAIN_NORMAL_DIR if self.train else TEST_NORMAL_DIR}/{self.name}"
 
 
-def _intervals(rng: np.random.Generator, n: int) -> tuple[tuple[int, int], ...]:
+def _intervals(
+    rng: np.random.Generator, n: int, event_seconds: tuple[float, float]
+) -> tuple[tuple[int, int], ...]:
     """One or two event intervals, away from the ends and from each other."""
     count = 2 if rng.random() < TWO_EVENTS else 1
-    lengths = [int(rng.uniform(*EVENT_SECONDS) * FPS) for _ in range(count)]
+    lengths = [int(rng.uniform(*event_seconds) * FPS) for _ in range(count)]
     room = n - sum(lengths) - 2 * FPS * (count + 1)
     cuts = np.sort(rng.uniform(0, room, count)).astype(int)
     out, used = [], FPS
@@ -93,9 +95,16 @@ def _intervals(rng: np.random.Generator, n: int) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def plan_surveillance(per_class: int = 8, seed: int = 0) -> list[SurveillanceSpec]:
+def plan_surveillance(
+    per_class: int = 8,
+    seed: int = 0,
+    seconds: tuple[float, float] = SECONDS,
+    event_seconds: tuple[float, float] = EVENT_SECONDS,
+) -> list[SurveillanceSpec]:
     """``per_class`` videos per event and ``per_class × len(EVENTS)`` normal ones; a quarter
-    of each (at least one) is test."""
+    of each (at least one) is test. Lengths in seconds (tests use short ones)."""
+    if seconds[0] < event_seconds[1] * 2 + 6:
+        raise ValueError(f"videos of {seconds[0]} s are too short for {event_seconds[1]} s events")
     if per_class < 2:
         raise ValueError(
             f"per_class must be at least 2 (a train and a test video), got {per_class}"
@@ -106,8 +115,8 @@ def plan_surveillance(per_class: int = 8, seed: int = 0) -> list[SurveillanceSpe
         tests = max(1, round(count / 4)) if event == "Normal" else n_test
         for i in range(count):
             rng = _rng(seed, event, i, "plan")
-            n = int(rng.uniform(*SECONDS) * FPS)
-            intervals = _intervals(rng, n) if event != "Normal" else ()
+            n = int(rng.uniform(*seconds) * FPS)
+            intervals = _intervals(rng, n, event_seconds) if event != "Normal" else ()
             train = i >= tests
             number = i + 1
             camera = int(rng.integers(CAMERAS))
@@ -285,10 +294,13 @@ def make_surveillance_dataset(
     seed: int = 0,
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    seconds: tuple[float, float] = SECONDS,
+    event_seconds: tuple[float, float] = EVENT_SECONDS,
 ) -> SurveillanceSummary:
-    """Write the surveillance set to ``out`` in UCF-Crime layout (A5)."""
+    """Write the surveillance set to ``out`` in UCF-Crime layout (A5); videos already on
+    disk are kept, so an interrupted run resumes."""
     root = Path(out).resolve()
-    specs = plan_surveillance(per_class, seed)
+    specs = plan_surveillance(per_class, seed, seconds, event_seconds)
     for s in specs:
         (root / s.rel).parent.mkdir(parents=True, exist_ok=True)
     todo = [s for s in sorted(specs, key=lambda s: -s.frames) if not (root / s.rel).exists()]
