@@ -134,3 +134,32 @@ def add_broken_files(root: Path) -> list[str]:
     with open(root / "splits" / "testlist01.txt", "a") as f:
         f.writelines(f"{n}\r\n" for n in names)
     return names
+
+
+def random_checkpoint(
+    path: Path,
+    classes: list[str],
+    segments: int = 1,
+    frames: int = 4,
+    crop: int = 32,
+    seed: int = 0,
+) -> Path:
+    """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps)."""
+    import torch
+
+    from tc3d.checkpoint import atomic_save, clip_spec_to_dict
+    from tc3d.data.dataset import ClipSpec
+    from tc3d.data.sampling import SamplingConfig
+    from tc3d.models.tc3d import TC3D, ModelConfig
+
+    torch.manual_seed(seed)
+    model = TC3D(ModelConfig(num_classes=len(classes), width=0.25, segments=segments, dropout=0))
+    spec = ClipSpec(SamplingConfig(segments, frames, "consecutive", 2), crop)
+    ckpt = {
+        "model": model.state_dict(),
+        "model_config": model.cfg.to_dict(),
+        "clip": clip_spec_to_dict(spec),
+        "classes": classes,
+    }
+    atomic_save(ckpt, path)
+    return path

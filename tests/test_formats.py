@@ -9,10 +9,14 @@ import pytest
 
 from tc3d.data.formats import (
     FORMATS,
+    AnomalyAnnotation,
     DatasetFormatError,
     VideoItem,
+    anomaly_binary,
     detect_format,
+    find_annotation_file,
     load_dataset,
+    read_temporal_annotations,
 )
 
 # The first 38 lines of UCF101's classInd.txt: 37 is the HandstandPushups of the case quirk.
@@ -335,6 +339,95 @@ def test_kinetics_val_csv_and_errors(tmp_path: Path):
     assert error(root=root) == f"empty split: {ann / 'val.csv'} lists no clips"
 
 
+# ---------------------------------------------------------------- ucfcrime
+
+# Lines as UCF-Crime ships them: Anomaly_Train.txt / Anomaly_Test.txt list Event/file paths
+# (normal videos under Training_/Testing_Normal_Videos_Anomaly), and the annotation file gives
+# two 1-based frame intervals per test video, -1 for none, fields separated by two spaces.
+CRIME_TRAIN = [
+    "Abuse/Abuse001_x264.mp4",
+    "Arson/Arson002_x264.mp4",
+    "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
+    "Normal_Videos_event/Normal_Videos_event_001_x264.mp4",
+]
+CRIME_TEST = [
+    "Abuse/Abuse028_x264.mp4",
+    "Arson/Arson011_x264.mp4",
+    "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
+]
+CRIME_ANNOTATION = [
+    "Abuse028_x264.mp4  Abuse  165  240  -1  -1",
+    "Arson011_x264.mp4  Arson  150  420  680  1267",
+    "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1",
+]
+
+
+def make_crime(tmp: Path, split_dir: str = "") -> Path:
+    """The real download spreads videos over part folders; lists may sit in a split folder."""
+    root = tmp / "UCF_Crimes"
+    write(root / split_dir / "Anomaly_Train.txt", CRIME_TRAIN, "\r\n")
+    write(root / split_dir / "Anomaly_Test.txt", CRIME_TEST, "\r\n")
+    write(root / split_dir / "Temporal_Anomaly_Annotation.txt", CRIME_ANNOTATION)
+    for rel in CRIME_TRAIN[:2] + CRIME_TEST[:2]:
+        touch(root / "Anomaly-Videos-Part-1" / rel)
+    for rel in CRIME_TRAIN[2:] + CRIME_TEST[2:]:
+        touch(root / rel)
+    return root
+
+
+@pytest.mark.parametrize("split_dir", ["", "Anomaly_Detection_splits"])
+def test_ucfcrime_reads_real_lists_and_finds_videos_by_name(tmp_path: Path, split_dir: str):
+    root = make_crime(tmp_path, split_dir)
+    assert detect_format(root) == "ucfcrime"
+    data = load_dataset(root)
+    assert data.format == "ucfcrime" and data.classes == ["Abuse", "Arson", "Normal"]
+    part = root / "Anomaly-Videos-Part-1"
+    assert data.train == [
+        VideoItem(part / CRIME_TRAIN[0], 0),
+        VideoItem(part / CRIME_TRAIN[1], 1),
+        VideoItem(root / CRIME_TRAIN[2], 2),
+        VideoItem(root / CRIME_TRAIN[3], 2),  # Normal_Videos_event is normal too
+    ]
+    assert [i.label for i in data.test] == [0, 1, 2] and not data.missing
+    binary = anomaly_binary(data)
+    assert binary.classes == ["Normal", "Anomaly"]
+    assert [i.label for i in binary.train] == [1, 1, 0, 0]
+    assert [i.label for i in binary.test] == [1, 1, 0]
+    assert [i.path for i in binary.test] == [i.path for i in data.test]
+    assert find_annotation_file(root) == root / split_dir / "Temporal_Anomaly_Annotation.txt"
+
+
+def test_ucfcrime_temporal_annotation_lines(tmp_path: Path):
+    path = write(tmp_path / "Temporal_Anomaly_Annotation.txt", CRIME_ANNOTATION + [
+        "Explosion002_x264.mp4\tExplosion\t1\t1\t-1\t-1",  # tabs and a 1-frame event
+    ])  # fmt: skip
+    notes = read_temporal_annotations(path)
+    assert notes == {
+        "Abuse028_x264.mp4": AnomalyAnnotation("Abuse", ((164, 240),)),
+        "Arson011_x264.mp4": AnomalyAnnotation("Arson", ((149, 420), (679, 1267))),
+        "Normal_Videos_003_x264.mp4": AnomalyAnnotation("Normal", ()),
+        "Explosion002_x264.mp4": AnomalyAnnotation("Explosion", ((0, 1),)),
+    }
+    for bad in ("Abuse028_x264.mp4  Abuse  165", "Abuse028_x264.mp4  Abuse  240  165  -1  -1",
+                "Abuse028_x264.mp4  Abuse  a  b  -1  -1"):  # fmt: skip
+        write(path, [bad])
+        with pytest.raises(DatasetFormatError, match="Temporal_Anomaly_Annotation.txt:1: "):
+            read_temporal_annotations(path)
+
+
+def test_ucfcrime_errors(tmp_path: Path):
+    root = make_crime(tmp_path)
+    (root / "Anomaly-Videos-Part-1" / CRIME_TEST[0]).unlink()
+    data = load_dataset(root, format="ucfcrime")
+    assert data.missing == [root / CRIME_TEST[0]] and len(data.test) == 2
+    write(root / "Anomaly_Train.txt", ["Abuse001_x264.mp4"])
+    assert "Anomaly_Train.txt:1: expected 'Event/video.mp4'" in error(root=root)
+    assert error(root=root, split=2) == f"split 2 does not exist for ucfcrime data set {root}"
+    (root / "Temporal_Anomaly_Annotation.txt").unlink()
+    with pytest.raises(DatasetFormatError, match="temporal annotation file not found"):
+        find_annotation_file(root)
+
+
 # ---------------------------------------------------------------- folder
 
 
@@ -507,6 +600,7 @@ def test_detect_every_format(tmp_path: Path):
         "ucf101": make_ucf(tmp_path),
         "hmdb51": make_hmdb(tmp_path),
         "kinetics": make_kinetics(tmp_path),
+        "ucfcrime": make_crime(tmp_path),
         "folder": make_folder(tmp_path),
         "list": make_list(tmp_path),
     }
@@ -527,8 +621,9 @@ def test_common_errors(tmp_path: Path):
     assert error(root=blank).startswith(f"cannot tell the data set format of {blank}: ")
     assert error(root=blank).endswith("; pass --format")
     root = make_folder(tmp_path)
-    assert error(root=root, format="ucfcrime") == (
-        "unknown data set format 'ucfcrime'; expected one of ucf101, hmdb51, kinetics, folder, list"
+    assert error(root=root, format="crime") == (
+        "unknown data set format 'crime'; expected one of ucf101, hmdb51, kinetics, ucfcrime, "
+        "folder, list"
     )
     assert error(root=root, split=0) == f"split 0 does not exist for folder data set {root}"
     assert (

@@ -89,11 +89,14 @@ def _existing(path: str, what: str = "path") -> Path:
 def cmd_synth(args) -> dict:
     from tc3d.data.synth import make_synthetic_dataset
 
+    if args.kind != "actions":
+        return cmd_synth_kind(args)
+
     with _progress("writing videos") as update:
         summary = make_synthetic_dataset(
             args.out,
             classes=args.classes,
-            per_class=args.per_class,
+            per_class=args.per_class or 16,
             seed=args.seed,
             workers=args.workers,
             progress=update,
@@ -190,12 +193,15 @@ def _train_config(args):
 
 
 def cmd_train(args) -> dict:
+    return _run_training(_train_config(args), args)
+
+
+def _run_training(cfg, args) -> dict:
     from tc3d.train import train
 
     _existing(args.data, "data set root")
     if args.init != "scratch":
         _existing(args.init, "--init weights")
-    cfg = _train_config(args)
     with _progress("training") as update:
         result = train(cfg, progress=update)
     c = _console()
@@ -501,6 +507,212 @@ def cmd_demo(args) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# applications (issue 5): synth --kind, anomaly, features, similarity, cam, tag
+
+
+def cmd_synth_kind(args) -> dict:
+    """``synth --kind surveillance|pairs``; the default kind is :func:`cmd_synth`."""
+    if args.kind == "surveillance":
+        from tc3d.data.synth_surveillance import make_surveillance_dataset
+
+        with _progress("writing videos") as update:
+            summary = make_surveillance_dataset(
+                args.out, args.per_class or 8, args.seed, args.workers, update
+            )
+        _console().print(
+            f"wrote {summary.videos} surveillance videos ({summary.frames} frames) to "
+            f"{summary.root} ({summary.train} train / {summary.test} test)"
+        )
+        return {
+            "root": str(summary.root),
+            "videos": summary.videos,
+            "classes": len(summary.classes),
+            "class_names": summary.classes,
+            "train": summary.train,
+            "test": summary.test,
+            "frames": summary.frames,
+        }
+    from tc3d.data.synth_pairs import make_pairs_dataset
+
+    with _progress("writing videos") as update:
+        summary = make_pairs_dataset(
+            args.out, args.per_class or 10, args.seed, args.workers, update
+        )
+    _console().print(
+        f"wrote {summary.videos} videos of {len(summary.classes)} unseen classes and "
+        f"{summary.pairs} pairs to {summary.root}"
+    )
+    return {
+        "root": str(summary.root),
+        "videos": summary.videos,
+        "classes": len(summary.classes),
+        "class_names": summary.classes,
+        "train": 0,
+        "test": summary.videos,
+        "pairs": summary.pairs,
+        "pairs_file": str(summary.pairs_file),
+    }
+
+
+def cmd_anomaly_train(args) -> dict:
+    args.format = "ucfcrime"
+    cfg = _train_config(args)
+    cfg.anomaly = True
+    return _run_training(cfg, args)
+
+
+def cmd_anomaly_test(args) -> dict:
+    from tc3d.apps.anomaly import evaluate_anomaly
+
+    _existing(args.data, "data set root")
+    loaded, device = _load(args)
+    with _progress("scoring frames") as update:
+        result = evaluate_anomaly(
+            loaded, args.data, device, args.splits, args.precision, args.stride, update
+        )
+    c = _console()
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    c.print(
+        f"{result['videos']} test videos, {result['frames']} frames: frame-level AUC "
+        f"{fmt(result['frame_auc'])}  video-level AUC {fmt(result['video_auc'])}"
+    )
+    for s in result["skipped"]:
+        c.print(f"[yellow]skipped[/yellow] {s['path']}: {s['error']}", highlight=False)
+    return result
+
+
+def cmd_anomaly_score(args) -> dict:
+    from tc3d.apps.anomaly import score_video
+
+    _existing(args.video, "video")
+    if args.annotations:
+        _existing(args.annotations, "annotation file")
+    loaded, device = _load(args)
+    result = score_video(
+        loaded, args.video, device, args.plot, args.annotations, args.precision, args.stride
+    )
+    s = result["scores"]
+    c = _console()
+    c.print(
+        f"{result['video']}: {len(s)} frames, max score {max(s):.3f}, mean {sum(s) / len(s):.3f}"
+    )
+    if result.get("frame_auc") is not None:
+        c.print(f"frame-level AUC against the annotation: {result['frame_auc']:.2f}")
+    if result["plot"]:
+        c.print(f"timeline: {result['plot']}")
+    return result
+
+
+def cmd_tag(args) -> dict:
+    from tc3d.apps.tag import tag_folder
+
+    if not Path(args.folder).is_dir():
+        raise UsageError(f"folder not found: {args.folder}")
+    loaded, device = _load(args)
+    with _progress("tagging") as update:
+        result = tag_folder(
+            loaded,
+            args.folder,
+            args.out,
+            device,
+            args.top,
+            args.precision,
+            args.batch_size,
+            args.retry_failed,
+            update,
+        )
+    c = _console()
+    c.print(
+        f"{result['videos']} videos: {result['tagged']} tagged now, {result['skipped']} "
+        f"already tagged, {len(result['failed'])} failed -> {result['file']}"
+    )
+    for f in result["failed"]:
+        c.print(f"[yellow]failed[/yellow] {f['path']}: {f['error']}", highlight=False)
+    return result
+
+
+def cmd_features(args) -> dict:
+    from tc3d.apps.similarity import LAYERS, extract_features, save_features
+    from tc3d.data.formats import DatasetFormatError, load_dataset
+
+    root = _existing(args.data, "data set root")
+    layers = LAYERS if args.layer == "all" else tuple(args.layer.split(","))
+    loaded, device = _load(args)
+    try:  # a data set: its train and test videos; else every video under the folder
+        split = load_dataset(root, args.format, args.split, args.splits)
+        paths = [i.path for i in split.train + split.test]
+    except DatasetFormatError:
+        if args.format:
+            raise
+        from tc3d.apps.tag import list_videos
+
+        paths = list_videos(root)
+    if not paths:
+        raise ValueError(f"no videos under {root}")
+    names = [Path(p).resolve().relative_to(Path(root).resolve()).as_posix()
+             if Path(p).resolve().is_relative_to(Path(root).resolve()) else str(p)
+             for p in paths]  # fmt: skip
+    with _progress("extracting features") as update:
+        feats = extract_features(
+            loaded, paths, device, layers, args.precision, args.batch_size, names, update
+        )
+    if not feats.videos:
+        raise ValueError("no video could be read")
+    file = save_features(feats, args.out, loaded.classes)
+    dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
+    c = _console()
+    c.print(f"{len(feats.videos)} videos, layers {dims} -> {file}")
+    for f in feats.failed:
+        c.print(f"[yellow]failed[/yellow] {f['path']}: {f['error']}", highlight=False)
+    return {
+        "videos": len(feats.videos),
+        "dim": dims[layers[0]],
+        "dims": dims,
+        "layers": list(layers),
+        "file": str(file),
+        "failed": feats.failed,
+    }
+
+
+def cmd_similarity(args) -> dict:
+    from tc3d.apps.similarity import run_similarity
+
+    _existing(args.pairs, "pairs file")
+    if not Path(args.videos).is_dir():
+        raise UsageError(f"videos folder not found: {args.videos}")
+    loaded, device = _load(args)
+    with _progress("extracting features") as update:
+        result = run_similarity(
+            loaded, args.pairs, args.videos, device, args.folds, args.precision,
+            args.batch_size, args.roc, update,
+        )  # fmt: skip
+    c = _console()
+    c.print(f"{result['pairs']} pairs, {result['folds']} folds (linear SVM):")
+    for name, r in {**result["layers"], "combined": result}.items():
+        c.print(f"  {name:9s} AUC {r['auc']:.2f} ± {r['auc_std']:.2f}   accuracy "
+                f"{r['accuracy']:.2f} ± {r['accuracy_std']:.2f}")  # fmt: skip
+    if result["roc"]:
+        c.print(f"ROC plot: {result['roc']}")
+    for f in result["failed"]:
+        c.print(f"[yellow]failed[/yellow] {f['path']}: {f['error']}", highlight=False)
+    return result
+
+
+def cmd_cam(args) -> dict:
+    from tc3d.apps.cam import cam_video
+
+    _existing(args.video, "video")
+    loaded, device = _load(args)
+    result = cam_video(loaded, args.video, args.out, device, args.precision, size=args.size,
+                       gif=not args.no_gif)  # fmt: skip
+    _console().print(
+        f"{result['video']}: {result['label']} ({100 * result['prob']:.1f}%); "
+        f"{len(result['files'])} files in {args.out}"
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
 # parser
 
 
@@ -522,7 +734,7 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="data set root (or list file)")
     p.add_argument(
         "--format",
-        choices=("ucf101", "hmdb51", "kinetics", "folder", "list"),
+        choices=("ucf101", "hmdb51", "kinetics", "ucfcrime", "folder", "list"),
         default=None,
         help="data set layout (default: detect)",
     )
@@ -558,52 +770,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=None, help="override the model's crop size")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tc3d", description="Real-time video action recognition with T-C3D.")
-    parser.add_argument("--version", action="version", version=f"tc3d {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    p = sub.add_parser(
-        "synth",
-        parents=[_common(True)],
-        help="write the synthetic action benchmark (UCF101 layout)",
-        description="Write a synthetic action data set of real encoded videos "
-        "(320x240, 25 fps, mpeg4 .avi) in UCF101 layout: appearance, short-term "
-        "motion and long-term order classes.",
-    )
-    p.add_argument("out", help="output folder")
-    p.add_argument("--classes", type=int, default=None, help="number of classes (default: all 16)")
-    p.add_argument("--per-class", type=int, default=16, help="videos per class (default 16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="rendering processes")
-    p.set_defaults(func=cmd_synth)
-
-    data = sub.add_parser("data", help="data set tools").add_subparsers(
-        dest="data_command", metavar="ACTION", parser_class=_Parser
-    )
-    data.required = True
-    p = data.add_parser(
-        "check",
-        parents=[_common(True)],
-        prog="tc3d data check",
-        help="read every listed video; report counts and problems",
-        description="Parse the split files, open every listed video and report "
-        "counts, unreadable and missing files, and frame statistics.",
-    )
-    _data_flags(p)
-    p.add_argument("--workers", type=int, default=4, help="parallel readers")
-    p.set_defaults(func=cmd_data_check)
-
-    p = sub.add_parser(
-        "train",
-        parents=[_common()],
-        help="train T-C3D on a data set",
-        description="Train T-C3D end to end. Defaults are the paper's (S=3, k=8, "
-        "consecutive sampling, lr 0.005, 20000 iterations); on CPU use --width "
-        "0.25 and fewer iterations.",
-    )
-    _data_flags(p)
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    """The training flags of DESIGN A4 (shared by train and anomaly train)."""
     p.add_argument("--out", required=True, help="run folder (checkpoints, config, log)")
     p.add_argument("--arch", default="res3d18", choices=("res3d18",))
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (0.25 for CPU)")
@@ -654,6 +822,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16 autocast (fast on GPU; slow for training on CPU)",
     )
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate + checkpoint period")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tc3d", description="Real-time video action recognition with T-C3D.")
+    parser.add_argument("--version", action="version", version=f"tc3d {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "synth",
+        parents=[_common(True)],
+        help="write the synthetic action benchmark (UCF101 layout)",
+        description="Write a synthetic action data set of real encoded videos "
+        "(320x240, 25 fps, mpeg4 .avi) in UCF101 layout: appearance, short-term "
+        "motion and long-term order classes.",
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument("--classes", type=int, default=None, help="number of classes (default: all 16)")
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="videos per class (default 16; surveillance: 8 per event; pairs: 10)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="rendering processes")
+    p.add_argument(
+        "--kind",
+        choices=("actions", "surveillance", "pairs"),
+        default="actions",
+        help="actions: the 16-class benchmark (UCF101 layout); surveillance: long static-camera "
+        "videos with short anomalies (UCF-Crime layout); pairs: same/different pairs of "
+        "classes the benchmark does not have (ASLAN-style)",
+    )
+    p.set_defaults(func=cmd_synth)
+
+    data = sub.add_parser("data", help="data set tools").add_subparsers(
+        dest="data_command", metavar="ACTION", parser_class=_Parser
+    )
+    data.required = True
+    p = data.add_parser(
+        "check",
+        parents=[_common(True)],
+        prog="tc3d data check",
+        help="read every listed video; report counts and problems",
+        description="Parse the split files, open every listed video and report "
+        "counts, unreadable and missing files, and frame statistics.",
+    )
+    _data_flags(p)
+    p.add_argument("--workers", type=int, default=4, help="parallel readers")
+    p.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser(
+        "train",
+        parents=[_common()],
+        help="train T-C3D on a data set",
+        description="Train T-C3D end to end. Defaults are the paper's (S=3, k=8, "
+        "consecutive sampling, lr 0.005, 20000 iterations); on CPU use --width "
+        "0.25 and fewer iterations.",
+    )
+    _data_flags(p)
+    _train_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -809,6 +1039,129 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)
+
+    # applications (issue 5)
+    anomaly = sub.add_parser(
+        "anomaly", help="anomaly detection in surveillance video (UCF-Crime)"
+    ).add_subparsers(dest="anomaly_command", metavar="ACTION", parser_class=_Parser)
+    anomaly.required = True
+    p = anomaly.add_parser(
+        "train",
+        parents=[_common()],
+        prog="tc3d anomaly train",
+        help="train a normal-vs-anomalous T-C3D on video-level labels",
+        description="Train T-C3D as a binary classifier of untrimmed videos (normal vs "
+        "anomalous) from Anomaly_Train.txt, video-level labels only, S segments spread over "
+        "each long video (paper Section IV-A). Flags as 'tc3d train'.",
+    )
+    _data_flags(p)
+    _train_flags(p)
+    p.set_defaults(func=cmd_anomaly_train)
+    p = anomaly.add_parser(
+        "test",
+        parents=[_common()],
+        prog="tc3d anomaly test",
+        help="frame-level and video-level ROC AUC on Anomaly_Test.txt",
+        description="Score every frame of every test video with sliding clips; frame-level "
+        "AUC over all test frames concatenated (labels from Temporal_Anomaly_Annotation.txt), "
+        "video-level AUC from the fused S-clip prediction. AUCs are 0-100.",
+    )
+    _model_flags(p)
+    p.add_argument("--data", required=True, help="UCF-Crime-layout data set root")
+    p.add_argument("--splits", default=None, help="folder holding Anomaly_Test.txt etc.")
+    p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
+    p.set_defaults(func=cmd_anomaly_test)
+    p = anomaly.add_parser(
+        "score",
+        parents=[_common()],
+        prog="tc3d anomaly score",
+        help="per-frame anomaly scores of one video, and a timeline plot",
+        description="One anomaly score per decoded frame (mean over the sliding clips that "
+        "hold it). With --plot, a PNG timeline with the annotated anomaly intervals shaded "
+        "(from --annotations, or the data set's own file when the video sits in one).",
+    )
+    p.add_argument("video", metavar="VIDEO")
+    _model_flags(p)
+    p.add_argument("--plot", default=None, metavar="PNG", help="write a timeline plot here")
+    p.add_argument("--annotations", default=None, help="Temporal_Anomaly_Annotation.txt")
+    p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
+    p.set_defaults(func=cmd_anomaly_score)
+
+    p = sub.add_parser(
+        "tag",
+        parents=[_common()],
+        help="label every video under a folder (CSV or JSONL)",
+        description="Write the top-K labels and probabilities of every video under FOLDER "
+        "to FILE (.csv or .jsonl), one line per video as it is done. Re-running skips videos "
+        "already in FILE; unreadable videos are listed (and remembered in FILE.failed.jsonl, "
+        "retried only when they change or with --retry-failed), never fatal.",
+    )
+    p.add_argument("folder", metavar="FOLDER")
+    _model_flags(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
+    p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
+    p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser(
+        "features",
+        parents=[_common()],
+        help="clip features averaged per video, L2-normalised (.npz)",
+        description="Average the res5b (last conv block, flattened), pool5 (its global "
+        "average) or prob (softmax) outputs over every non-overlapping clip of each video and "
+        "L2-normalise them, as the paper does for ASLAN. DATA is a data set root (train and "
+        "test videos) or any folder of videos. The .npz holds one array per layer, 'videos' "
+        "and 'classes'.",
+    )
+    _model_flags(p)
+    p.add_argument("--data", required=True, help="data set root or folder of videos")
+    p.add_argument(
+        "--format",
+        choices=("ucf101", "hmdb51", "kinetics", "ucfcrime", "folder", "list"),
+        default=None,
+        help="data set layout (default: detect; a plain folder of videos also works)",
+    )
+    p.add_argument("--split", type=int, default=1, help="official split number (default 1)")
+    p.add_argument("--splits", default=None, help="folder holding the split files")
+    p.add_argument(
+        "--layer",
+        default="pool5",
+        help="res5b, pool5, prob, a comma list, or 'all' (default pool5)",
+    )
+    p.add_argument("--out", required=True, metavar="F.npz", help="output file")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "similarity",
+        parents=[_common()],
+        help="ASLAN-style same/different action (linear SVM, k-fold)",
+        description="Features (res5b, pool5, prob) of every video in the pairs file, six "
+        "distances per layer and pair, a linear SVM under k-fold cross-validation: AUC and "
+        "accuracy (0-100, mean over folds) per layer and for the layers combined. Pairs "
+        "lines: 'video_a video_b same(0|1) [fold]', paths relative to --videos.",
+    )
+    _model_flags(p)
+    p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
+    p.add_argument("--videos", required=True, metavar="DIR", help="folder the paths start in")
+    p.add_argument("--folds", type=int, default=10, help="folds when the file has no column")
+    p.add_argument("--roc", default=None, metavar="PNG", help="write the ROC curves here")
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser(
+        "cam",
+        parents=[_common()],
+        help="class activation heat maps over a video's frames (PNG + GIF)",
+        description="Class activation maps (last conv stage weighted by the classifier's "
+        "weights for the predicted class), upsampled in time and space and blended onto the "
+        "frames of the S segment clips, with the predicted label written on each frame: "
+        "DIR/cam_<clip>_<frame>.png and DIR/cam.gif.",
+    )
+    p.add_argument("video", metavar="VIDEO")
+    _model_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--size", type=int, default=224, help="output image size in pixels")
+    p.add_argument("--no-gif", action="store_true", help="PNG frames only")
+    p.set_defaults(func=cmd_cam)
     return parser
 
 

@@ -33,7 +33,7 @@ from tc3d.checkpoint import (
     load_checkpoint,
 )
 from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
-from tc3d.data.formats import load_dataset
+from tc3d.data.formats import anomaly_binary, load_dataset
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import prepare_model, resolve_device, set_threads, to_device
 from tc3d.evaluate import accuracy_metrics, score_items
@@ -53,6 +53,7 @@ class TrainConfig:
     data: str
     out: str
     format: str | None = None
+    anomaly: bool = False  # ucfcrime as the binary normal-vs-anomalous task (tc3d anomaly train)
     split: int = 1
     splits: str | None = None
     arch: str = "res3d18"
@@ -207,6 +208,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     out = Path(cfg.out).resolve()
     run = _Run(out, rank)
     split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
+    if cfg.anomaly:
+        split = anomaly_binary(split)
     if not split.train:
         raise TrainError(f"{cfg.data}: the training split has no readable entries")
     sampling = SamplingConfig(cfg.segments, cfg.frames, cfg.sampling, cfg.offset)

@@ -1,4 +1,5 @@
-"""Data-set layouts -> lists of (video path, label): UCF101, HMDB51, Kinetics, folder, list.
+"""Data-set layouts -> lists of (video path, label): UCF101, HMDB51, Kinetics, UCF-Crime, folder,
+list.
 
 Each public data set ships its own split files, with quirks that silently lose videos if read
 naively (CRLF and BOMs in UCF101's lists, class-name case mismatches such as
@@ -21,7 +22,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("ucf101", "hmdb51", "kinetics", "folder", "list")
+FORMATS = ("ucf101", "hmdb51", "kinetics", "ucfcrime", "folder", "list")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                     ".wmv", ".3gp", ".ogv")  # fmt: skip
 
@@ -29,6 +30,13 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 _UCF_DIRS = ("splits", "ucfTrainTestlist")
 _HMDB_DIRS = ("splits", "testTrainMulti_7030_splits")
 _KINETICS_DIRS = (".", "annotations")
+_CRIME_DIRS = (
+    ".",
+    "Anomaly_Detection_splits",
+    "UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits",
+)
+_CRIME_ANNOTATIONS = ("Temporal_Anomaly_Annotation.txt",
+                      "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")  # fmt: skip
 _TRAIN_LISTS = ("train.txt", "train_list.txt", "trainlist.txt")
 _TEST_LISTS = ("test.txt", "test_list.txt", "testlist.txt", "val.txt", "val_list.txt",
                "vallist.txt")  # fmt: skip
@@ -110,7 +118,7 @@ def load_dataset(
         raise DatasetFormatError(
             f"unknown data set format {format!r}; expected one of {', '.join(FORMATS)}"
         )
-    if split < 1 or (split != 1 and fmt in ("kinetics", "folder", "list")):
+    if split < 1 or (split != 1 and fmt in ("kinetics", "ucfcrime", "folder", "list")):
         raise DatasetFormatError(f"split {split} does not exist for {fmt} data set {root}")
     if fmt != "list" and not root.is_dir():
         raise DatasetFormatError(f"{root} is a file; the {fmt} format expects a data set folder")
@@ -118,6 +126,7 @@ def load_dataset(
         "ucf101": _load_ucf101,
         "hmdb51": _load_hmdb51,
         "kinetics": _load_kinetics,
+        "ucfcrime": _load_ucfcrime,
         "folder": _load_folder,
         "list": _load_list,
     }
@@ -388,6 +397,136 @@ def _read_kinetics_csv(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+# ---------------------------------------------------------------- ucfcrime
+
+NORMAL = "Normal"
+
+
+@dataclass(frozen=True)
+class AnomalyAnnotation:
+    """One line of ``Temporal_Anomaly_Annotation.txt``."""
+
+    event: str  # "Abuse", ..., or "Normal"
+    intervals: tuple[tuple[int, int], ...]  # 0-based [start, end) frames; () for none
+
+
+def _has_crime_lists(d: Path) -> bool:
+    return (d / "Anomaly_Train.txt").is_file() or (d / "Anomaly_Test.txt").is_file()
+
+
+def is_normal_folder(folder: str) -> bool:
+    """``Training_Normal_Videos_Anomaly``, ``Testing_Normal_Videos_Anomaly``,
+    ``Normal_Videos_event``: any folder whose name contains ``Normal`` holds normal videos."""
+    return "normal" in folder.lower()
+
+
+def _load_ucfcrime(root: Path, split: int, sdir: Path | None) -> DataSplit:
+    """UCF-Crime as the ordinary classifier sees it: one class per event folder (13 crimes in
+    the real set) plus ``Normal`` for every normal folder, i.e. the 14-class anomalous-activity
+    variant. :func:`anomaly_binary` turns it into the normal-vs-anomalous task. Listed videos
+    are found at ROOT/<line>, else by file name anywhere under ROOT (the real download spreads
+    them over ``Anomaly-Videos-Part-1``... folders)."""
+    d = _split_dir(root, _CRIME_DIRS, sdir, _has_crime_lists, "Anomaly_Train.txt")
+    sides = {}
+    for side in ("Train", "Test"):
+        f = d / f"Anomaly_{side}.txt"
+        sides[side] = [] if not f.is_file() else _read_crime_list(f)
+    events = {folder for rows in sides.values() for folder, _ in rows}
+    classes = sorted({NORMAL if is_normal_folder(e) else e for e in events})
+    by_name: dict[str, Path] | None = None
+
+    def find(folder: str, name: str) -> tuple[Path, bool]:
+        nonlocal by_name
+        for p in (root / folder / name, root / name):
+            if p.is_file():
+                return p, True
+        if by_name is None:
+            by_name = {}
+            for dirpath, _, files in _walk(root):
+                for f in files:
+                    if _is_video(f):
+                        by_name.setdefault(f.lower(), dirpath / f)
+        hit = by_name.get(name.lower())
+        return (hit, True) if hit else (root / folder / name, False)
+
+    def entries(rows: list[tuple[str, str]]) -> list[_Entry]:
+        out: list[_Entry] = []
+        for folder, name in rows:
+            label = classes.index(NORMAL if is_normal_folder(folder) else folder)
+            out.append((*find(folder, name), label, None))
+        return out
+
+    return _split("ucfcrime", root, classes, entries(sides["Train"]), entries(sides["Test"]))
+
+
+def _read_crime_list(path: Path) -> list[tuple[str, str]]:
+    """``Abuse/Abuse001_x264.mp4`` lines -> (folder, file name)."""
+    rows = []
+    for lineno, text in _lines(path):
+        rel = text.split()[0].replace("\\", "/").strip("/")
+        if "/" not in rel:
+            raise DatasetFormatError(f"{path}:{lineno}: expected 'Event/video.mp4', got {text!r}")
+        folder, name = rel.rsplit("/", 1)
+        rows.append((folder.split("/")[-1], name))
+    if not rows:
+        raise DatasetFormatError(f"empty split: {path} lists no videos")
+    return rows
+
+
+def anomaly_binary(data: DataSplit) -> DataSplit:
+    """The paper's anomaly task: every video of a non-normal class is ``Anomaly`` (label 1)."""
+    normal = data.classes.index(NORMAL) if NORMAL in data.classes else -1
+
+    def relabel(items: list[VideoItem]) -> list[VideoItem]:
+        return [VideoItem(i.path, int(i.label != normal), i.num_frames) for i in items]
+
+    return DataSplit(
+        data.format, data.root, [NORMAL, "Anomaly"], relabel(data.train), relabel(data.test),
+        data.missing, data.listed_train, data.listed_test,
+    )  # fmt: skip
+
+
+def find_annotation_file(root: str | Path, splits_dir: str | Path | None = None) -> Path:
+    """``Temporal_Anomaly_Annotation.txt`` in --splits DIR, ROOT or ROOT's split folders."""
+    root = Path(root)
+    dirs = [Path(splits_dir)] if splits_dir else [root / n for n in _CRIME_DIRS]
+    for d in dirs:
+        for name in _CRIME_ANNOTATIONS:
+            if (d / name).is_file():
+                return d / name
+    raise DatasetFormatError(
+        f"temporal annotation file not found: expected {_CRIME_ANNOTATIONS[0]} in "
+        + " or ".join(str(d) for d in dirs)
+    )
+
+
+def read_temporal_annotations(path: str | Path) -> dict[str, AnomalyAnnotation]:
+    """``Abuse028_x264.mp4  Abuse  165  240  -1  -1`` lines -> {file name: annotation}.
+
+    Up to two 1-based inclusive frame intervals, -1 for none (normal videos have four -1s);
+    they come back 0-based and half-open, ``[164, 240)`` here. Any whitespace separates fields.
+    """
+    path = Path(path)
+    out = {}
+    for lineno, text in _lines(path):
+        parts = text.split()
+        if len(parts) < 4 or not all(_INT.fullmatch(p) for p in parts[2:]) or len(parts) % 2:
+            raise DatasetFormatError(
+                f"{path}:{lineno}: expected 'video.mp4  Event  start  end  start  end', "
+                f"got {text!r}"
+            )
+        nums = [int(p) for p in parts[2:]]
+        intervals = []
+        for a, b in zip(nums[::2], nums[1::2]):
+            if a < 0 and b < 0:
+                continue
+            if a < 1 or b < a:
+                raise DatasetFormatError(f"{path}:{lineno}: bad frame interval {a} {b}")
+            intervals.append((a - 1, b))
+        out[parts[0]] = AnomalyAnnotation(parts[1], tuple(intervals))
+    return out
+
+
 # ---------------------------------------------------------------- folder
 
 
@@ -529,4 +668,5 @@ _SPLIT_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[[Path], bool]], ...] =
     ("ucf101", _UCF_DIRS, _has_class_ind),
     ("hmdb51", _HMDB_DIRS, _has_hmdb_splits),
     ("kinetics", _KINETICS_DIRS, _has_kinetics_csv),
+    ("ucfcrime", _CRIME_DIRS, _has_crime_lists),
 )

@@ -1,0 +1,142 @@
+"""Class activation maps over video frames (paper Section V-E, Figure 3; Zhou et al.'s CAM).
+
+For a clip, the last convolutional stage gives ``(C, T', H', W')`` maps and the classifier a
+weight per channel and class; their weighted sum for the predicted class, rectified, is where
+the network found evidence for it. The map is upsampled in time and space back to the clip's
+frames (trilinear), normalised over the whole video, and blended as a heat map onto the frames,
+with the predicted label written on each. The clips are the S segment-centre clips T-C3D
+classifies the video from; the label is the fused video prediction.
+
+The model runs only inside :func:`clip_cams`, so a faster engine can replace it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tc3d.checkpoint import LoadedModel
+from tc3d.data.sampling import eval_indices
+from tc3d.data.transforms import centre_crop_box, crop_and_normalise
+from tc3d.data.video import probe, read_frames
+from tc3d.device import autocast, to_device
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def clip_cams(
+    loaded: LoadedModel, clips: torch.Tensor, device: torch.device, precision: str = "fp32"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The S segment clips ``(S, 3, k, h, w)`` of one video -> (fused class probabilities
+    ``(K,)``, CAMs ``(S, k, h, w)`` of the predicted class, rectified, not yet normalised).
+
+    Clip s goes through segment s's backbone (the same one when weights are shared)."""
+    model = loaded.model.eval()
+    n, _, k, h, w = clips.shape
+    nets = [model.backbones[i if len(model.backbones) > 1 else 0] for i in range(n)]
+    with autocast(device, precision):
+        fmaps = [net.res5b(to_device(c[None], device)).float() for net, c in zip(nets, clips)]
+        fmap = torch.cat(fmaps)  # (S, C, T', H', W')
+        scores = torch.stack([net.fc(f.mean(dim=(1, 2, 3))) for net, f in zip(nets, fmap)])
+        probs = torch.softmax(model.fuse(scores[None].float()).float(), dim=-1)[0]  # (K,)
+    label = int(probs.argmax())
+    weight = torch.stack([net.fc.weight[label].float() for net in nets])  # (S, C)
+    cam = torch.relu(torch.einsum("nc,nctyx->ntyx", weight, fmap))  # (S, T', H', W')
+    cam = F.interpolate(cam[:, None], size=(k, h, w), mode="trilinear", align_corners=False)
+    return probs.cpu().numpy(), cam[:, 0].cpu().numpy()
+
+
+def _jet(x: np.ndarray) -> np.ndarray:
+    """[0, 1] -> RGB uint8 with matplotlib's jet colour map."""
+    from matplotlib import colormaps
+
+    return (colormaps["jet"](x)[..., :3] * 255).astype(np.uint8)
+
+
+def _label(img, text: str):
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=max(12, img.height // 14))
+    except TypeError:  # Pillow < 10.1 has one fixed-size default font
+        font = ImageFont.load_default()
+    draw.text((6, 4), text, fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    return img
+
+
+def cam_video(
+    loaded: LoadedModel,
+    path: str | Path,
+    out: str | Path,
+    device: torch.device,
+    precision: str = "fp32",
+    alpha: float = 0.45,
+    size: int = 224,
+    gif: bool = True,
+) -> dict:
+    """``tc3d cam``: PNG per frame of the S segment clips and an animated GIF in ``out``.
+
+    Returns ``{label, prob, files, gif, heat_centre}``; ``heat_centre`` is, per written
+    frame, the (x, y) of the heat's centre of mass in 0-1 frame coordinates.
+    """
+    from PIL import Image
+
+    path, out = Path(path), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = loaded.clip
+    num_frames = probe(path).num_frames
+    idx = eval_indices(num_frames, spec.sampling, "sclips")  # (n, k)
+    n, k = idx.shape
+    small = read_frames(path, idx.reshape(-1), spec.short_side)  # model input, as in testing
+    clips = crop_and_normalise(small, centre_crop_box(*small.shape[1:3]), spec.crop)
+    clips = clips.view(3, n, k, spec.crop, spec.crop).transpose(0, 1)  # (n, 3, k, h, w)
+    probs, cams = clip_cams(loaded, clips, device, precision)
+    label = loaded.classes[int(probs.argmax())]
+    cams = cams / max(float(cams.max()), 1e-12)  # one scale for the whole video
+
+    # Display: the same centre crop taken from the full-resolution frames.
+    full = read_frames(path, idx.reshape(-1), max(size, spec.short_side))
+    box = centre_crop_box(*full.shape[1:3])
+    files, frames, centres = [], [], []
+    for i in range(n * k):
+        crop = full[i, box.y : box.y + box.h, box.x : box.x + box.w]
+        rgb = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+        heat = np.asarray(
+            Image.fromarray((cams.reshape(n * k, *cams.shape[2:])[i] * 255).astype(np.uint8))
+            .resize((size, size), Image.BILINEAR)
+        ).astype(np.float32) / 255.0  # fmt: skip
+        mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
+        img = _label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)),
+                     f"{label} {100 * probs.max():.0f}%")  # fmt: skip
+        name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
+        tmp = name.with_name(f".{name.name}.tmp.png")
+        img.save(tmp)
+        tmp.replace(name)
+        files.append(str(name))
+        frames.append(img)
+        total = float(heat.sum())
+        ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
+        centres.append(
+            [float((heat * xs).sum() / total), float((heat * ys).sum() / total)] if total else None
+        )
+    gif_path = None
+    if gif:
+        gif_path = out / "cam.gif"
+        tmp = gif_path.with_name(".cam.tmp.gif")
+        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=120, loop=0)
+        tmp.replace(gif_path)
+    return {
+        "video": str(path),
+        "label": label,
+        "prob": float(probs.max()),
+        "files": files + ([str(gif_path)] if gif_path else []),
+        "gif": str(gif_path) if gif_path else None,
+        "frame_indices": idx.reshape(-1).tolist(),
+        "heat_centre": centres,
+    }

@@ -1,0 +1,297 @@
+"""Video features and ASLAN-style action similarity (paper Section V-A/B, Table VII).
+
+The paper uses T-C3D as a feature extractor for actions it never saw: the outputs of res5b
+(last convolutional block), pool5 (its global average) and prob (softmax) are taken for every
+clip of a video, averaged over the clips, and L2-normalised. A pair of videos is then described
+by a handful of distances between their features, and a linear SVM decides same/different
+under 10-fold cross-validation, reporting ROC AUC and accuracy (0-100) per layer and for all
+layers together.
+
+The model runs only inside :func:`clip_features`, so a faster engine can replace it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from tc3d.checkpoint import LoadedModel
+from tc3d.data.dataset import VideoDataset, collate_test
+from tc3d.data.formats import VideoItem
+from tc3d.device import autocast, to_device
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("res5b", "pool5", "prob")
+CLIP_CHUNK = 32
+
+
+class SimilarityError(RuntimeError):
+    """Bad pairs file or features; str(e) is one line."""
+
+
+@torch.no_grad()
+def clip_features(
+    loaded: LoadedModel, clips: torch.Tensor, device: torch.device, precision: str = "fp32"
+) -> dict[str, np.ndarray]:
+    """``(N, 3, k, H, W)`` clips -> {layer: ``(N, D)``} for res5b (flattened map), pool5, prob."""
+    net = loaded.model.eval().backbone
+    with autocast(device, precision):
+        fmap = net.res5b(to_device(clips, device)).float()  # (N, C, T', H', W')
+        pool = fmap.mean(dim=(2, 3, 4))  # (N, C): what avgpool gives
+        prob = torch.softmax(net.fc(pool).float(), dim=-1)  # (N, K)
+    return {
+        "res5b": fmap.flatten(1).cpu().numpy(),
+        "pool5": pool.cpu().numpy(),
+        "prob": prob.cpu().numpy(),
+    }
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@dataclass
+class Features:
+    videos: list[str]  # as given (relative paths when read from a pairs file)
+    layers: dict[str, np.ndarray]  # layer -> (N, D), L2-normalised
+    failed: list[dict]  # [{path, error}]
+
+
+def extract_features(
+    loaded: LoadedModel,
+    paths: Sequence[str | Path],
+    device: torch.device,
+    layers: Sequence[str] = LAYERS,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    names: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Features:
+    """Per video: every non-overlapping clip (``allclips``, centre crop), features averaged over
+    the clips, then L2-normalised. Unreadable videos are listed in ``failed``."""
+    for layer in layers:
+        if layer not in LAYERS:
+            raise SimilarityError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    names = list(names) if names is not None else [str(p) for p in paths]
+    spec = replace(loaded.clip, protocol="allclips", crops=1)
+    items = [VideoItem(Path(p), 0) for p in paths]
+    loader = DataLoader(VideoDataset(items, spec, train=False), batch_size=batch_size,
+                        collate_fn=collate_test)  # fmt: skip
+    sums: dict[str, list] = {layer: [] for layer in layers}
+    kept, failed, done = [], [], 0
+    for batch in loader:
+        for b in batch:
+            if "error" in b:
+                failed.append({"path": str(b["path"]), "error": b["error"]})
+                continue
+            clips = b["video"][0]  # (n, 3, k, H, W): one crop
+            feats = [clip_features(loaded, c, device, precision) for c in clips.split(CLIP_CHUNK)]
+            for layer in layers:
+                sums[layer].append(np.concatenate([f[layer] for f in feats]).mean(0))
+            kept.append(names[b["index"]])
+        done += len(batch)
+        if progress:
+            progress(done, len(items))
+    out = {layer: l2_normalise(np.stack(v)) if v else np.zeros((0, 0)) for layer, v in sums.items()}
+    return Features(kept, out, failed)
+
+
+def save_features(features: Features, path: str | Path, classes: Sequence[str] = ()) -> Path:
+    """``.npz`` with one array per layer, ``videos`` and the model's ``classes``; atomic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, videos=np.array(features.videos), classes=np.array(list(classes)),
+             **features.layers)  # fmt: skip
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------- pairs and the SVM protocol
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    same: int
+    fold: int  # 1-based
+
+
+def read_pairs(path: str | Path, folds: int = 10) -> list[Pair]:
+    """``video_a video_b same(0|1) [fold]`` lines (A5). A fold column wins over ``folds``;
+    without one, pair i goes to fold ``i % folds + 1`` (deterministic, balanced)."""
+    path = Path(path)
+    rows = []
+    for lineno, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        parts = raw.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if (
+            len(parts) not in (3, 4)
+            or parts[2] not in ("0", "1")
+            or (len(parts) == 4 and not parts[3].isdigit())
+        ):
+            raise SimilarityError(
+                f"{path}:{lineno}: expected 'video_a video_b same(0|1) [fold]', got {raw.strip()!r}"
+            )
+        rows.append((parts[0], parts[1], int(parts[2]), int(parts[3]) if len(parts) == 4 else None))
+    if not rows:
+        raise SimilarityError(f"{path}: no pairs")
+    with_fold = [r[3] is not None for r in rows]
+    if any(with_fold) and not all(with_fold):
+        raise SimilarityError(f"{path}: some lines have a fold column and some do not")
+    if all(with_fold):
+        if min(r[3] for r in rows) < 1:
+            raise SimilarityError(f"{path}: folds are numbered from 1")
+        return [Pair(*r) for r in rows]
+    if folds < 2:
+        raise SimilarityError(f"--folds must be at least 2, got {folds}")
+    return [Pair(a, b, s, i % folds + 1) for i, (a, b, s, _) in enumerate(rows)]
+
+
+def pair_vector(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distances between two L2-normalised features, as ASLAN baselines use: cosine
+    similarity, L1, L2, chi-square and Hellinger on the absolute values, and correlation."""
+    ax, ay = np.abs(x), np.abs(y)
+    cos = float(np.dot(x, y))
+    l1 = float(np.abs(x - y).sum())
+    l2 = float(np.linalg.norm(x - y))
+    chi = float(((ax - ay) ** 2 / np.maximum(ax + ay, 1e-12)).sum())
+    hell = float(np.sqrt(ax * ay).sum())
+    xc, yc = x - x.mean(), y - y.mean()
+    corr = float(np.dot(xc, yc) / max(np.linalg.norm(xc) * np.linalg.norm(yc), 1e-12))
+    return np.array([cos, l1, l2, chi, hell, corr])
+
+
+def cross_validate(vectors: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict:
+    """Linear SVM, one fold held out at a time: AUC and accuracy (0-100) averaged over the
+    folds, their standard deviations, and the held-out decision values of every pair."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    decision = np.zeros(len(same))
+    aucs, accs = [], []
+    for f in np.unique(folds):
+        test = folds == f
+        train = ~test
+        if len(np.unique(same[train])) < 2:
+            raise SimilarityError(f"fold {f}: the other folds hold only one kind of pair")
+        svm = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=20000))
+        svm.fit(vectors[train], same[train])
+        d = svm.decision_function(vectors[test])
+        decision[test] = d
+        accs.append(100.0 * float(((d > 0).astype(int) == same[test]).mean()))
+        if len(np.unique(same[test])) == 2:
+            aucs.append(100.0 * float(roc_auc_score(same[test], d)))
+    return {
+        "auc": float(np.mean(aucs)) if aucs else None,
+        "auc_std": float(np.std(aucs)) if aucs else None,
+        "accuracy": float(np.mean(accs)),
+        "accuracy_std": float(np.std(accs)),
+        "decision": decision,
+    }
+
+
+def similarity(features: Features, pairs: Sequence[Pair], layers: Sequence[str] = LAYERS) -> dict:
+    """Per layer and combined (all layers' distances side by side): the 10-fold protocol."""
+    index = {v: i for i, v in enumerate(features.videos)}
+    usable = [p for p in pairs if p.a in index and p.b in index]
+    if len(usable) < len(pairs):
+        log.warning("%d pairs dropped: a video failed or is missing", len(pairs) - len(usable))
+    if not usable:
+        raise SimilarityError("no pair has both videos readable")
+    same = np.array([p.same for p in usable])
+    folds = np.array([p.fold for p in usable])
+    per_layer = {}
+    blocks = []
+    for layer in layers:
+        feats = features.layers[layer]
+        v = np.stack([pair_vector(feats[index[p.a]], feats[index[p.b]]) for p in usable])
+        blocks.append(v)
+        per_layer[layer] = cross_validate(v, same, folds)
+    combined = cross_validate(np.concatenate(blocks, axis=1), same, folds)
+    return {
+        "auc": combined["auc"],
+        "accuracy": combined["accuracy"],
+        "auc_std": combined["auc_std"],
+        "accuracy_std": combined["accuracy_std"],
+        "folds": int(len(np.unique(folds))),
+        "pairs": len(usable),
+        "same": int(same.sum()),
+        "layers": {
+            k: {m: v[m] for m in ("auc", "accuracy", "auc_std", "accuracy_std")}
+            for k, v in per_layer.items()
+        },  # fmt: skip
+        "_roc": {
+            "same": same,
+            **{k: v["decision"] for k, v in per_layer.items()},
+            "combined": combined["decision"],
+        },  # fmt: skip
+    }
+
+
+def plot_roc(roc: dict, out: str | Path, title: str = "") -> Path:
+    """ROC curves of every layer and the combination (pooled held-out decisions); atomic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
+    for name, d in roc.items():
+        if name == "same":
+            continue
+        fpr, tpr, _ = roc_curve(roc["same"], d)
+        ax.plot(fpr, tpr, lw=1.4, label=f"{name} ({100 * roc_auc_score(roc['same'], d):.1f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title or "same/different action ROC (pooled folds)", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def run_similarity(
+    loaded: LoadedModel,
+    pairs_file: str | Path,
+    videos_dir: str | Path,
+    device: torch.device,
+    folds: int = 10,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    roc_png: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``tc3d similarity``: features of every video in the pairs, then the SVM protocol."""
+    start = time.perf_counter()
+    pairs = read_pairs(pairs_file, folds)
+    names = sorted({v for p in pairs for v in (p.a, p.b)})
+    root = Path(videos_dir)
+    feats = extract_features(loaded, [root / n for n in names], device, LAYERS, precision,
+                             batch_size, names, progress)  # fmt: skip
+    result = similarity(feats, pairs)
+    roc = result.pop("_roc")
+    result["videos"] = len(feats.videos)
+    result["failed"] = feats.failed
+    result["roc"] = str(plot_roc(roc, roc_png)) if roc_png else None
+    result["seconds"] = time.perf_counter() - start
+    return result

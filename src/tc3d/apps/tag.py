@@ -1,0 +1,202 @@
+"""Tag every video under a folder with its top-k labels (paper Section IV-B, video tagging).
+
+Built for large folders and interruptions: results are appended to the output file one video
+at a time (one ``write`` of a whole line, flushed), so a run killed at any moment keeps every
+video it finished; a torn last line is dropped (and the file rewritten atomically) when the
+next run starts. Re-running skips videos already in the file. Videos that cannot be read are
+listed, never fatal, and remembered in ``FILE.failed.jsonl`` with their size and modification
+time, so a re-run does not retry them unless the file changed (or ``retry_failed``).
+
+The model runs only inside :func:`score_videos`, so a batched engine can replace it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tc3d.checkpoint import LoadedModel, atomic_write_text
+from tc3d.data.formats import VIDEO_EXTENSIONS, VideoItem
+from tc3d.evaluate import score_items
+
+log = logging.getLogger(__name__)
+
+CHUNK = 8  # videos scored between two writes: a kill loses at most this much work
+
+
+class TagError(RuntimeError):
+    """Unusable output file or folder; str(e) is one line."""
+
+
+def list_videos(root: str | Path) -> list[Path]:
+    """Video files anywhere under ``root`` (sorted, hidden files and folders skipped)."""
+    root = Path(root)
+    out = []
+    for dirpath, dirnames, files in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [
+            Path(dirpath) / f
+            for f in files
+            if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)
+        ]
+    return sorted(out)
+
+
+def _key(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _stamp(path: Path) -> list:
+    try:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [None, None]
+
+
+class _Output:
+    """The tag file (CSV or JSONL): what it holds, and appending whole lines to it."""
+
+    def __init__(self, path: Path, top_k: int):
+        self.path = path
+        self.csv = path.suffix.lower() == ".csv"
+        if not self.csv and path.suffix.lower() not in (".jsonl", ".json"):
+            raise TagError(f"{path}: output must end in .csv or .jsonl")
+        self.top_k = top_k
+        self.header = ["video"] + [
+            f"{n}_{i}" for i in range(1, top_k + 1) for n in ("label", "prob")
+        ]
+        self.done: set[str] = set()
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        lines = text.splitlines(keepends=True)
+        torn = bool(lines) and not lines[-1].endswith("\n")
+        good = lines[:-1] if torn else lines
+        if self.csv:
+            rows = list(csv.reader(io.StringIO("".join(good))))
+            if rows and rows[0][:1] == ["video"]:
+                if len(rows[0]) != len(self.header):
+                    k = (len(rows[0]) - 1) // 2
+                    raise TagError(f"{self.path} was written with --top {k}; pass --top {k}")
+                rows = rows[1:]
+            self.done = {r[0] for r in rows if r}
+        else:
+            for line in good:
+                try:
+                    self.done.add(json.loads(line)["video"])
+                except (ValueError, KeyError, TypeError):
+                    msg = f"{self.path}: not a tc3d tag file (bad line {line[:60]!r})"
+                    raise TagError(msg) from None
+        if torn:  # an interrupted write: keep every whole line, atomically
+            log.warning("%s: dropped an incomplete last line", self.path)
+            atomic_write_text("".join(good), self.path)
+
+    def append(self, key: str, labels: list[dict]) -> None:
+        if self.csv:
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                writer.writerow(self.header)
+            writer.writerow([key] + [v for x in labels for v in (x["label"], f"{x['prob']:.6f}")])
+            line = buf.getvalue()
+        else:
+            line = json.dumps({"video": key, "labels": labels}) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+        self.done.add(key)
+
+
+def score_videos(
+    loaded: LoadedModel,
+    paths: Sequence[Path],
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 4,
+) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Class probabilities of each readable video, and the error of each unreadable one."""
+    items = [VideoItem(path=p, label=0) for p in paths]
+    scores = score_items(loaded.model, items, loaded.clip, device, precision, batch_size)
+    by_path = {s["path"]: s["error"] for s in scores.skipped}
+    errors = {i: by_path.get(str(p), "could not be scored") for i, p in enumerate(paths)
+              if i not in scores.probs}  # fmt: skip
+    return scores.probs, errors
+
+
+def tag_folder(
+    loaded: LoadedModel,
+    root: str | Path,
+    out: str | Path,
+    device: torch.device,
+    top_k: int = 5,
+    precision: str = "fp32",
+    batch_size: int = 4,
+    retry_failed: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``tc3d tag``: returns ``{videos, tagged, skipped, failed:[{path, error}], file}``."""
+    root, out = Path(root).resolve(), Path(out)
+    if not root.is_dir():
+        raise TagError(f"{root}: not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    output = _Output(out, top_k)
+    failed_file = out.with_name(out.name + ".failed.jsonl")
+    known: dict[str, dict] = {}
+    if failed_file.exists() and not retry_failed:
+        for line in failed_file.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                known[rec["video"]] = rec
+            except (ValueError, KeyError, TypeError):
+                continue
+    videos = list_videos(root)
+    todo, failed, skipped = [], [], 0
+    for p in videos:
+        key = _key(p, root)
+        if key in output.done:
+            skipped += 1
+        elif key in known and known[key].get("stamp") == _stamp(p):
+            failed.append({"path": str(p), "error": known[key]["error"]})
+        else:
+            todo.append(p)
+    new_failures: dict[str, dict] = {k: v for k, v in known.items() if k not in output.done}
+    tagged = 0
+    if progress:
+        progress(0, len(todo))
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+        probs, errors = score_videos(loaded, chunk, device, precision, batch_size)
+        for i, p in enumerate(chunk):
+            key = _key(p, root)
+            if i in probs:
+                order = np.argsort(-probs[i])[: max(1, top_k)]
+                labels = [{"label": loaded.classes[j], "prob": float(probs[i][j])} for j in order]
+                output.append(key, labels)
+                new_failures.pop(key, None)
+                tagged += 1
+            else:
+                failed.append({"path": str(p), "error": errors[i]})
+                new_failures[key] = {"video": key, "error": errors[i], "stamp": _stamp(p)}
+        if failed or new_failures or failed_file.exists():
+            text = "".join(json.dumps(v) + "\n" for v in new_failures.values())
+            atomic_write_text(text, failed_file)
+        if progress:
+            progress(start + len(chunk), len(todo))
+    return {
+        "videos": len(videos),
+        "tagged": tagged,
+        "skipped": skipped,
+        "failed": failed,
+        "file": str(out),
+    }

@@ -1,0 +1,86 @@
+"""tc3d tag: 50 videos with 2 broken -> 48 tagged, 2 listed; a re-run does no work; a torn
+last line from an interrupted run is repaired without losing the whole lines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import random_checkpoint, write_video
+
+from tc3d.cli import main
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tag")
+    rng = np.random.default_rng(0)
+    videos = root / "videos"
+    for i in range(48):
+        frames = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+        write_video(videos / f"sub{i % 3}" / f"v{i:02d}.mp4", list(frames))
+    (videos / "sub0" / "broken_empty.mp4").write_bytes(b"")
+    (videos / "sub1" / "broken_garbage.avi").write_bytes(b"not a video at all" * 50)
+    (videos / "notes.txt").write_text("not a video, not listed")
+    model = random_checkpoint(root / "model.pt", ["a", "b", "c"])
+    return videos, model
+
+
+@pytest.fixture
+def tag(capsys):
+    def run(videos, model, out, *extra):
+        args = ["tag", str(videos), "--model", str(model), "--out", str(out), "--top", "2"]
+        assert main([*args, "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    return run
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_tag_resumes_and_lists_failures(folder, tmp_path, suffix, tag):
+    videos, model = folder
+    out = tmp_path / f"tags.{suffix}"
+    first = tag(videos, model, out)
+    assert (first["videos"], first["tagged"], first["skipped"]) == (50, 48, 0)
+    assert sorted(f["path"].rsplit("/", 1)[1] for f in first["failed"]) == [
+        "broken_empty.mp4",
+        "broken_garbage.avi",
+    ]
+    assert all(f["error"] for f in first["failed"])
+    text = out.read_text()
+    if suffix == "csv":
+        rows = text.splitlines()
+        assert rows[0] == "video,label_1,prob_1,label_2,prob_2" and len(rows) == 49
+        name, l1, p1, l2, p2 = rows[1].split(",")
+        assert name == "sub0/v00.mp4" and {l1, l2} <= {"a", "b", "c"} and float(p1) >= float(p2)
+    else:
+        recs = [json.loads(line) for line in text.splitlines()]
+        assert len(recs) == 48 and len({r["video"] for r in recs}) == 48
+        probs = [x["prob"] for x in recs[0]["labels"]]
+        assert len(probs) == 2 and probs[0] >= probs[1] and 0 < sum(probs) <= 1.0001
+
+    second = tag(videos, model, out)  # no work: everything tagged or known to fail
+    assert (second["tagged"], second["skipped"], len(second["failed"])) == (0, 48, 2)
+    assert out.read_text() == text
+
+    # An interrupted run: a torn last line and two lost videos. The whole lines survive.
+    lines = text.splitlines(keepends=True)
+    out.write_text("".join(lines[:-2]) + lines[-2][: len(lines[-2]) // 2])
+    third = tag(videos, model, out)
+    assert (third["tagged"], third["skipped"]) == (2, 46)
+    assert sorted(out.read_text().splitlines()) == sorted(text.splitlines())
+
+
+def test_tag_retries_a_fixed_file(folder, tmp_path, tag):
+    videos, model = folder
+    out = tmp_path / "tags.jsonl"
+    out.write_text("")
+    tag(videos, model, out)
+    broken = videos / "sub0" / "broken_empty.mp4"
+    write_video(broken, [np.zeros((32, 32, 3), np.uint8)] * 6)
+    try:
+        again = tag(videos, model, out)
+        assert again["tagged"] == 1 and len(again["failed"]) == 1
+    finally:
+        broken.write_bytes(b"")
