@@ -21,7 +21,7 @@ for S in 3 1; do
   [ -f "$WORK/$name/test.json" ] && continue
   $TC3D anomaly train --data "$WORK/surv" --out "$WORK/$name" "${RECIPE[@]}" --segments $S \
     --resume --json > "$WORK/$name.train.json"
-  $TC3D anomaly test --model "$WORK/$name/last.pt" --data "$WORK/surv" --stride 8 --json \
+  $TC3D anomaly test --model "$WORK/$name/last.pt" --data "$WORK/surv" --stride 16 --json \
     > "$WORK/$name/test.json"
 done
 $TC3D anomaly score "$WORK/surv/Arson/Arson002_x264.mp4" --model "$WORK/anomaly_s3/last.pt" \

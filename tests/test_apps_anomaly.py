@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tc3d.apps.anomaly import clip_starts, frame_labels, frame_scores
+from tc3d.apps.anomaly import clip_starts, frame_labels, frame_scores, spread_clip_scores
 from tc3d.checkpoint import load_model
 from tc3d.cli import main
 from tc3d.data.synth_surveillance import EVENTS, make_surveillance_dataset
@@ -63,6 +63,10 @@ def test_clip_starts_cover_every_frame():
             covered[s : s + span] = True
         assert covered.all() and starts[0] == 0 and starts[-1] == max(0, n - span)
     assert frame_labels(6, [(1, 3), (5, 9)]).tolist() == [0, 1, 1, 0, 0, 1]
+    # stride longer than a clip: the frame between two clips is interpolated, never 0
+    scores = spread_clip_scores(9, clip_starts(9, 4, 5), 4, [0.2, 0.6])
+    assert scores.tolist() == pytest.approx([0.2] * 4 + [0.4] + [0.6] * 4)
+    assert spread_clip_scores(6, [0, 2], 4, [1.0, 0.0]).tolist() == [1, 1, 0.5, 0.5, 0, 0]
 
 
 def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, capsys):

@@ -116,13 +116,26 @@ def frame_scores(
     s = loaded.clip.sampling
     span = (s.frames - 1) * s.offset + 1
     stride = stride or max(1, span // 2)
+    starts, probs = [], []
+    for chunk, clips in _clip_batches(path, num_frames, loaded, stride):
+        starts.append(chunk)
+        probs.append(clip_anomaly_probabilities(loaded, clips, device, precision))
+    return spread_clip_scores(num_frames, np.concatenate(starts), span, np.concatenate(probs))
+
+
+def spread_clip_scores(num_frames: int, starts, span: int, probs) -> np.ndarray:
+    """Per frame: the mean score of the clips holding it; a frame between clips (stride longer
+    than a clip) takes the score interpolated between the nearest clip centres."""
     total, count = np.zeros(num_frames), np.zeros(num_frames)
-    for starts, clips in _clip_batches(path, num_frames, loaded, stride):
-        probs = clip_anomaly_probabilities(loaded, clips, device, precision)
-        for a, p in zip(starts, probs):
-            total[a : a + span] += p
-            count[a : a + span] += 1
-    return total / np.maximum(count, 1)
+    for a, p in zip(starts, probs):
+        total[a : a + span] += p
+        count[a : a + span] += 1
+    out = total / np.maximum(count, 1)
+    gaps = count == 0
+    if gaps.any():
+        centres = np.minimum(np.asarray(starts) + (span - 1) / 2, num_frames - 1)
+        out[gaps] = np.interp(np.flatnonzero(gaps), centres, probs)
+    return out
 
 
 def frame_labels(num_frames: int, intervals) -> np.ndarray:
