@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Online recognition budget (issue 4): 4 sources paced at 25 fps, a decision every 8 frames,
+# Online recognition budget: 4 sources paced at 25 fps, a decision every 8 frames,
 # one shared model with batched inference. Reports decisions, p50/p95 latency and dropped
 # frames for a full-width Res3D-18 (int8) and a width-0.25 one. Speed does not depend on the
 # weights, so the models are fresh seeded ones saved as checkpoints (101 classes, S=3, k=8).

@@ -310,7 +310,7 @@ def cmd_predict(args) -> dict:
     return out
 
 
-# --- deep compression (issue 3): tc3d compress, tc3d inspect --------------------------------
+# --- deep compression: tc3d compress, tc3d inspect ---------------------------------------------
 
 
 def cmd_compress(args) -> dict:
@@ -390,7 +390,7 @@ def cmd_inspect(args) -> dict:
     return result
 
 
-# --- inference engine, bench, stream, export (issue 4) ------------------------------------
+# --- inference engine: tc3d bench, stream, export ---------------------------------------------
 
 
 def _engine(args, loaded, device, fallback_videos):
@@ -507,7 +507,7 @@ def cmd_demo(args) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# applications (issue 5): synth --kind, anomaly, features, similarity, cam, tag
+# --- applications: synth --kind, anomaly, features, similarity, cam, tag
 
 
 def cmd_synth_kind(args) -> dict:
@@ -916,7 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="labels per video")
     p.set_defaults(func=cmd_predict)
 
-    # --- deep compression (issue 3) ---------------------------------------------------------
+    # --- deep compression ----------------------------------------------------------------------
     p = sub.add_parser(
         "compress",
         parents=[_common()],
@@ -967,7 +967,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.tc3d")
     p.set_defaults(func=cmd_inspect)
-    # --- inference engine, bench, stream, export (issue 4) ---------------------------------
+    # --- inference engine, bench, stream, export -------------------------------------------------
     p = sub.add_parser(
         "bench",
         parents=[_common()],
@@ -1040,7 +1040,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)
 
-    # applications (issue 5)
+    # --- applications
     anomaly = sub.add_parser(
         "anomaly", help="anomaly detection in surveillance video (UCF-Crime)"
     ).add_subparsers(dest="anomaly_command", metavar="ACTION", parser_class=_Parser)

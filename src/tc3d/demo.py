@@ -145,7 +145,7 @@ def _train_and_test(
 
 
 def _speed(s3: dict, data: Path, progress) -> dict:
-    """Frames/s of the whole pipeline (A7) through the inference engine at int8 (issue 4).
+    """Frames/s of the whole pipeline (A7) through the inference engine at int8.
 
     The S=3 model is quantised (calibrated on a few training videos, cached) and timed over the
     test split after a warm-up; int8 supplies the demo's ``fps`` only if its top-1 is within
