@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces docs/RESULTS-issue5.md (Tables VI and VII analogs, CAM images) on synthetic data.
+# Reproduces docs/RESULTS.md (Tables VI and VII analogs, CAM images) on synthetic data.
 # Usage: bash benchmarks/apps_results.sh [WORKDIR] [BENCHMARK_RUNS]
 #   BENCHMARK_RUNS: the folder of benchmarks/synthetic_tables.sh (its s3_avg and s1 models are
 #   the feature extractors of Table VII and the initialisation of Table VI's models).
