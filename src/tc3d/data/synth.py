@@ -31,13 +31,19 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
-from .synth_sprites import FOOTROOM, Sprite, background, blend, soft_blob, sprite_colour
+from .synth_sprites import (
+    FOOTROOM,
+    Sprite,
+    background,
+    blend,
+    encode_yuv420,
+    soft_blob,
+    sprite_colour,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,22 +257,7 @@ def render_video(spec: VideoSpec) -> Iterator[np.ndarray]:
 
 def write_video(spec: VideoSpec, path: str | Path) -> int:
     """Render and encode one video (mpeg4 in AVI) atomically; returns the number of frames."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with av.open(str(tmp), "w", format="avi") as out:
-            stream = out.add_stream("mpeg4", rate=FPS)
-            cc = stream.codec_context
-            cc.width, cc.height, cc.pix_fmt = W, H, "yuv420p"
-            cc.gop_size, cc.thread_count, cc.bit_rate = GOP, 1, BIT_RATE
-            for i, img in enumerate(render_video(spec)):
-                frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
-                frame.pts, frame.time_base = i, Fraction(1, FPS)
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    encode_yuv420(render_video(spec), path, (W, H), FPS, GOP, BIT_RATE, "avi")
     return spec.frames
 
 

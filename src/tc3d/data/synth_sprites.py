@@ -9,8 +9,12 @@ of the frame is touched. Used by :mod:`tc3d.data.synth`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
 
 FOOTROOM = 16  # limited-range luma starts at 16: room for negative noise without a clip
@@ -214,3 +218,38 @@ def sprite_colour(rng: np.random.Generator, hue: tuple[float, float] = (0, 6)) -
     p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
     rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][int(hue)]
     return 255 * np.array(rgb, dtype=np.float32)
+
+
+def encode_yuv420(
+    frames: Iterable[np.ndarray],
+    path: str | Path,
+    size: tuple[int, int],
+    fps: int,
+    gop: int,
+    bit_rate: int,
+    container: str,
+) -> int:
+    """Encode packed yuv420p frames as mpeg4 into ``path`` atomically; returns the frame count.
+
+    Every synthetic set writes through here, so a killed run never leaves a half-written video
+    under its final name.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    count = 0
+    try:
+        with av.open(str(tmp), "w", format=container) as out:
+            stream = out.add_stream("mpeg4", rate=fps)
+            cc = stream.codec_context
+            cc.width, cc.height = size
+            cc.pix_fmt = "yuv420p"
+            cc.gop_size, cc.thread_count, cc.bit_rate = gop, 1, bit_rate
+            for count, img in enumerate(frames, 1):
+                frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
+                frame.pts, frame.time_base = count - 1, Fraction(1, fps)
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count

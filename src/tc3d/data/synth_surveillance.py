@@ -28,13 +28,19 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
-from .synth_sprites import FOOTROOM, Sprite, background, blend, soft_blob, sprite_colour
+from .synth_sprites import (
+    FOOTROOM,
+    Sprite,
+    background,
+    blend,
+    encode_yuv420,
+    soft_blob,
+    sprite_colour,
+)
 
 log = logging.getLogger(__name__)
 
@@ -246,22 +252,7 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
 
 def write_surveillance_video(spec: SurveillanceSpec, path: str | Path) -> int:
     """Render and encode one video (mpeg4 in MP4) atomically; returns the number of frames."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            stream = out.add_stream("mpeg4", rate=FPS)
-            cc = stream.codec_context
-            cc.width, cc.height, cc.pix_fmt = W, H, "yuv420p"
-            cc.gop_size, cc.thread_count, cc.bit_rate = GOP, 1, BIT_RATE
-            for i, img in enumerate(render_surveillance(spec)):
-                frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
-                frame.pts, frame.time_base = i, Fraction(1, FPS)
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    encode_yuv420(render_surveillance(spec), path, (W, H), FPS, GOP, BIT_RATE, "mp4")
     return spec.frames
 
 
