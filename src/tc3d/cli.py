@@ -742,7 +742,12 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", default=None, help="folder holding the split files")
 
 
-def _precision_flag(p: argparse.ArgumentParser) -> None:
+def _precision_flag(p: argparse.ArgumentParser, int8: bool = True) -> None:
+    if not int8:  # the applications run the model outside the engine: no int8 path yet
+        p.add_argument(
+            "--precision", choices=("fp32", "bf16"), default="fp32", help="fp32 or bf16 autocast"
+        )
+        return
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "int8"),
@@ -752,11 +757,11 @@ def _precision_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_flags(p: argparse.ArgumentParser) -> None:
+def _model_flags(p: argparse.ArgumentParser, int8: bool = True) -> None:
     p.add_argument(
         "--model", required=True, help="trained checkpoint (.pt) or compressed model (.tc3d)"
     )
-    _precision_flag(p)
+    _precision_flag(p, int8)
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--segments", type=int, default=None, help="override the model's S")
     p.add_argument("--frames", type=int, default=None, help="override the model's k")
@@ -1066,7 +1071,7 @@ def build_parser() -> argparse.ArgumentParser:
         "AUC over all test frames concatenated (labels from Temporal_Anomaly_Annotation.txt), "
         "video-level AUC from the fused S-clip prediction. AUCs are 0-100.",
     )
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--data", required=True, help="UCF-Crime-layout data set root")
     p.add_argument("--splits", default=None, help="folder holding Anomaly_Test.txt etc.")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
@@ -1081,7 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(from --annotations, or the data set's own file when the video sits in one).",
     )
     p.add_argument("video", metavar="VIDEO")
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--plot", default=None, metavar="PNG", help="write a timeline plot here")
     p.add_argument("--annotations", default=None, help="Temporal_Anomaly_Annotation.txt")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
@@ -1097,7 +1102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retried only when they change or with --retry-failed), never fatal.",
     )
     p.add_argument("folder", metavar="FOLDER")
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
@@ -1113,7 +1118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test videos) or any folder of videos. The .npz holds one array per layer, 'videos' "
         "and 'classes'.",
     )
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--data", required=True, help="data set root or folder of videos")
     p.add_argument(
         "--format",
@@ -1140,7 +1145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy (0-100, mean over folds) per layer and for the layers combined. Pairs "
         "lines: 'video_a video_b same(0|1) [fold]', paths relative to --videos.",
     )
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
     p.add_argument("--videos", required=True, metavar="DIR", help="folder the paths start in")
     p.add_argument("--folds", type=int, default=10, help="folds when the file has no column")
@@ -1157,7 +1162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/cam_<clip>_<frame>.png and DIR/cam.gif.",
     )
     p.add_argument("video", metavar="VIDEO")
-    _model_flags(p)
+    _model_flags(p, int8=False)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--size", type=int, default=224, help="output image size in pixels")
     p.add_argument("--no-gif", action="store_true", help="PNG frames only")
