@@ -33,13 +33,17 @@ class CheckpointError(RuntimeError):
     """A model file that cannot be used; str(e) is one line for the user."""
 
 
-def atomic_save(obj, path: str | Path) -> None:
+def _atomic_write(path: str | Path, mode: str, write) -> None:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, then rename.
+
+    A crash at any point leaves either the old file or the new one, never a torn one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,13 +52,16 @@ def atomic_save(obj, path: str | Path) -> None:
         raise
 
 
+def atomic_save(obj, path: str | Path) -> None:
+    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+
+
 def atomic_write_text(text: str, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    _atomic_write(path, "w", lambda f: f.write(text))
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    _atomic_write(path, "wb", lambda f: f.write(data))
 
 
 def load_checkpoint(path: str | Path) -> dict:

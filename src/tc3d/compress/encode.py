@@ -26,16 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tc3d.checkpoint import CheckpointError
+from tc3d.checkpoint import CheckpointError, atomic_write_bytes
 from tc3d.compress import huffman
 
 MAGIC = b"\x89TC3D\r\n\x1a"
@@ -184,22 +182,8 @@ def write_tc3d(
     header = dict(meta, format="tc3d", block=block, layers=layer_entries, dense=dense_entries)
     head = json.dumps(header, separators=(",", ":")).encode()
     body = MAGIC + _FIXED.pack(VERSION, 0, len(head)) + head + b"".join(payload.parts)
-    _atomic_write_bytes(body + hashlib.sha256(body).digest(), Path(path))
+    atomic_write_bytes(body + hashlib.sha256(body).digest(), path)
     return {"layers": stats, "file_bytes": len(body) + _DIGEST}
-
-
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _layer_stats(entry: dict, nbytes: int) -> dict:
