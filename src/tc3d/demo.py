@@ -8,7 +8,7 @@ same folder (the data set and the finished trainings), so an interrupted demo re
 
 Training settings differ from the paper's UCF101 recipe on purpose (see ``_train_config``): the
 paper fine-tunes from Kinetics for 20k iterations on a GPU; here a small model learns from
-scratch in 600 steps on two CPU cores.
+scratch in 500 steps on two CPU cores.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class DemoConfig:
     out: str = "demo_run"
     classes: int | None = None  # None: the whole catalogue (16 classes)
     per_class: int = 16
-    iters: int = 600
+    iters: int = 500
     iters_s1: int | None = None  # None: as many as S=3
     seed: int = 0
     workers: int = 2
@@ -187,7 +187,17 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 1)
+        clock = now
+
     info = _synth(cfg, data, console, progress)
+    lap("synth")
     console.print(
         f"data: {info['videos']} videos, {len(info['classes'])} classes "
         f"({info['train']} train / {info['test']} test), tiers: "
@@ -201,12 +211,16 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
     (out / "demo_config.json").write_text(json.dumps(asdict(cfg)))
 
     s3 = _train_and_test(cfg, data, out / "s3", 3, cfg.iters, "2/5", console, progress)
+    lap("s3")
     s1 = _train_and_test(cfg, data, out / "s1", 1, cfg.iters_s1, "3/5", console, progress)
+    lap("s1")
     compressed = _compress(cfg, data, out, s3["checkpoint"], progress)
+    lap("compress")
     tiers3 = _tier_accuracy(s3["per_class"], info["tiers"])
     tiers1 = _tier_accuracy(s1["per_class"], info["tiers"])
 
     speed = _speed(s3, data, progress)
+    lap("speed")
     loaded = load_model(s3["checkpoint"])
     split = load_dataset(data)
     picks = []
@@ -215,6 +229,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
         picks += [str(i.path) for i in split.test if i.label == label][:1]
     with progress("4/5 predicting") as update:
         predictions = predict(loaded, picks, resolve_device("cpu"), top_k=3, progress=update)
+    lap("predict")
 
     size_bytes = 4 * s3["params"]  # fp32 weights: the model's natural storage (DESIGN A6)
     summary = {
@@ -239,6 +254,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
         "params": s3["params"],
         "checkpoint": s3["checkpoint"],
         "seconds": time.perf_counter() - start,
+        "step_seconds": timings,
     }
     _print_summary(summary, console)
     return summary
@@ -300,4 +316,5 @@ def _print_summary(s: dict, console) -> None:
                 f"predict {Path(p['video']).name}: {top['label']} ({100 * top['prob']:.0f}%)",
                 highlight=False,
             )
-    console.print(f"done in {s['seconds']:.0f} s; model: {s['checkpoint']}")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in s["step_seconds"].items())
+    console.print(f"done in {s['seconds']:.0f} s ({steps}); model: {s['checkpoint']}")
