@@ -149,6 +149,20 @@ def test_stream_several_sources_share_one_model(tiny, capsys, tmp_path):
     assert out.is_file() and out.stat().st_size > 0
 
 
+def test_stream_paced_sources_are_staggered_over_the_stride(tiny, capsys):
+    """Two paced sources decide 2 frames apart, so the model meets one clip at a time."""
+    checkpoint, videos = tiny
+    args = ["stream", str(videos[0]), str(videos[1]), "--model", str(checkpoint), "--stride", "4",
+            "--realtime", "--device", "cpu", "--json"]  # fmt: skip
+    assert main(args) == 0
+    lines = _lines(capsys.readouterr().out)
+    decisions, summary = lines[:-1], lines[-1]["summary"]
+    frames = [[d["frame"] for d in decisions if d["source"] == str(v)] for v in videos[:2]]
+    # a clip spans 7 frames; source 0 decides at 7, 11, ...; source 1 (phase 2) at 9, 13, ...
+    assert frames == [list(range(7, 40, 4)), list(range(9, 31, 4))]
+    assert summary["dropped_frames"] == 0
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch(tiny, tmp_path, capsys, fmt):
     checkpoint, _ = tiny
