@@ -84,3 +84,17 @@ def test_tag_retries_a_fixed_file(folder, tmp_path, tag):
         assert again["tagged"] == 1 and len(again["failed"]) == 1
     finally:
         broken.write_bytes(b"")
+
+
+def test_tag_runs_int8_through_the_engine(folder, tmp_path, tag):
+    """--precision int8 calibrates once (on the videos to tag: the model has no training data)
+    and tags the same 48 videos as fp32."""
+    videos, model = folder
+    r = tag(videos, model, tmp_path / "int8.jsonl", "--precision", "int8")
+    assert (r["videos"], r["tagged"], len(r["failed"])) == (50, 48, 2)
+    recs = [json.loads(line) for line in (tmp_path / "int8.jsonl").read_text().splitlines()]
+    assert len({rec["video"] for rec in recs}) == 48
+    for rec in recs:
+        labels, probs = [x["label"] for x in rec["labels"]], [x["prob"] for x in rec["labels"]]
+        assert set(labels) <= {"a", "b", "c"} and len(set(labels)) == 2
+        assert 1 >= probs[0] >= probs[1] > 0 and probs[0] + probs[1] <= 1 + 1e-5

@@ -245,6 +245,8 @@ def _load(args):
     from tc3d.device import prepare_model
 
     prepare_model(loaded.model, device)
+    if getattr(args, "precision", None) == "int8":
+        _console().print("[dim]int8: loading or making the calibration...[/dim]")
     return loaded, device
 
 
@@ -397,8 +399,6 @@ def _engine(args, loaded, device, fallback_videos):
     """The inference engine at ``--precision``; int8 calibrates on training videos (cached)."""
     from tc3d.infer.engine import make_engine
 
-    if args.precision == "int8":
-        _console().print("[dim]int8: loading or making the calibration...[/dim]")
     return make_engine(loaded, device, args.precision, fallback_videos)
 
 
@@ -1102,7 +1102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retried only when they change or with --retry-failed), never fatal.",
     )
     p.add_argument("folder", metavar="FOLDER")
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
@@ -1118,7 +1118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test videos) or any folder of videos. The .npz holds one array per layer, 'videos' "
         "and 'classes'.",
     )
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--data", required=True, help="data set root or folder of videos")
     p.add_argument(
         "--format",
@@ -1145,7 +1145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy (0-100, mean over folds) per layer and for the layers combined. Pairs "
         "lines: 'video_a video_b same(0|1) [fold]', paths relative to --videos.",
     )
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
     p.add_argument("--videos", required=True, metavar="DIR", help="folder the paths start in")
     p.add_argument("--folds", type=int, default=10, help="folds when the file has no column")
@@ -1162,7 +1162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/cam_<clip>_<frame>.png and DIR/cam.gif.",
     )
     p.add_argument("video", metavar="VIDEO")
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--size", type=int, default=224, help="output image size in pixels")
     p.add_argument("--no-gif", action="store_true", help="PNG frames only")

@@ -7,7 +7,8 @@ frames (trilinear), normalised over the whole video, and blended as a heat map o
 with the predicted label written on each. The clips are the S segment-centre clips T-C3D
 classifies the video from; the label is the fused video prediction.
 
-The model runs only inside :func:`clip_cams`, so a faster engine can replace it.
+The model runs in the inference engine (:meth:`tc3d.infer.engine.Engine.clip_maps`), at
+fp32, bf16 or int8.
 """
 
 from __future__ import annotations
@@ -23,32 +24,35 @@ from tc3d.checkpoint import LoadedModel
 from tc3d.data.sampling import eval_indices
 from tc3d.data.transforms import centre_crop_box, crop_and_normalise
 from tc3d.data.video import probe, read_frames
-from tc3d.device import autocast, to_device
+from tc3d.infer.engine import Engine, make_engine
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
 def clip_cams(
-    loaded: LoadedModel, clips: torch.Tensor, device: torch.device, precision: str = "fp32"
+    loaded: LoadedModel, clips: torch.Tensor, engine: Engine
 ) -> tuple[np.ndarray, np.ndarray]:
     """The S segment clips ``(S, 3, k, h, w)`` of one video -> (fused class probabilities
     ``(K,)``, CAMs ``(S, k, h, w)`` of the predicted class, rectified, not yet normalised).
 
-    Clip s goes through segment s's backbone (the same one when weights are shared)."""
+    Clip s goes through segment s's backbone (the same one when weights are shared), in the
+    engine at its precision; the class weights that turn the map into a CAM are the model's
+    float classifier weights.
+    """
     model = loaded.model.eval()
     n, _, k, h, w = clips.shape
-    nets = [model.backbones[i if len(model.backbones) > 1 else 0] for i in range(n)]
-    with autocast(device, precision):
-        fmaps = [net.res5b(to_device(c[None], device)).float() for net, c in zip(nets, clips)]
-        fmap = torch.cat(fmaps)  # (S, C, T', H', W')
-        scores = torch.stack([net.fc(f.mean(dim=(1, 2, 3))) for net, f in zip(nets, fmap)])
-        probs = torch.softmax(model.fuse(scores[None].float()).float(), dim=-1)[0]  # (K,)
+    shared = len(model.backbones) == 1
+    outs = [engine.clip_maps(c[None], 0 if shared else i) for i, c in enumerate(clips)]
+    fmap = torch.cat([f for f, _ in outs])  # (S, C, T', H', W')
+    scores = torch.cat([s for _, s in outs])  # (S, K)
+    probs = engine.fuse(scores[None])  # (K,): one crop of S clips, fused as at test time
     label = int(probs.argmax())
-    weight = torch.stack([net.fc.weight[label].float() for net in nets])  # (S, C)
+    nets = [model.backbones[0 if shared else i] for i in range(n)]
+    weight = torch.stack([net.fc.weight[label].detach().float().cpu() for net in nets])  # (S, C)
     cam = torch.relu(torch.einsum("nc,nctyx->ntyx", weight, fmap))  # (S, T', H', W')
     cam = F.interpolate(cam[:, None], size=(k, h, w), mode="trilinear", align_corners=False)
-    return probs.cpu().numpy(), cam[:, 0].cpu().numpy()
+    return probs.numpy(), cam[:, 0].numpy()
 
 
 def _jet(x: np.ndarray) -> np.ndarray:
@@ -79,8 +83,11 @@ def cam_video(
     alpha: float = 0.45,
     size: int = 224,
     gif: bool = True,
+    engine: Engine | None = None,
 ) -> dict:
     """``tc3d cam``: PNG per frame of the S segment clips and an animated GIF in ``out``.
+
+    The model runs in ``engine`` (made at ``precision`` when None).
 
     Returns ``{label, prob, files, gif, heat_centre}``; ``heat_centre`` is, per written
     frame, the (x, y) of the heat's centre of mass in 0-1 frame coordinates.
@@ -96,7 +103,8 @@ def cam_video(
     small = read_frames(path, idx.reshape(-1), spec.short_side)  # model input, as in testing
     clips = crop_and_normalise(small, centre_crop_box(*small.shape[1:3]), spec.crop)
     clips = clips.view(3, n, k, spec.crop, spec.crop).transpose(0, 1)  # (n, 3, k, h, w)
-    probs, cams = clip_cams(loaded, clips, device, precision)
+    engine = engine or make_engine(loaded, device, precision, fallback_videos=[path])
+    probs, cams = clip_cams(loaded, clips, engine)
     label = loaded.classes[int(probs.argmax())]
     cams = cams / max(float(cams.max()), 1e-12)  # one scale for the whole video
 

@@ -7,7 +7,8 @@ by a handful of distances between their features, and a linear SVM decides same/
 under 10-fold cross-validation, reporting ROC AUC and accuracy (0-100) per layer and for all
 layers together.
 
-The model runs only inside :func:`clip_features`, so a faster engine can replace it.
+The model runs in the inference engine (:meth:`tc3d.infer.engine.Engine.clip_maps`), at
+fp32, bf16 or int8.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader
 from tc3d.checkpoint import LoadedModel
 from tc3d.data.dataset import VideoDataset, collate_test
 from tc3d.data.formats import VideoItem
-from tc3d.device import autocast, to_device
+from tc3d.infer.engine import Engine, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +38,14 @@ class SimilarityError(RuntimeError):
     """Bad pairs file or features; str(e) is one line."""
 
 
-@torch.no_grad()
-def clip_features(
-    loaded: LoadedModel, clips: torch.Tensor, device: torch.device, precision: str = "fp32"
-) -> dict[str, np.ndarray]:
-    """``(N, 3, k, H, W)`` clips -> {layer: ``(N, D)``} for res5b (flattened map), pool5, prob."""
-    net = loaded.model.eval().backbone
-    with autocast(device, precision):
-        fmap = net.res5b(to_device(clips, device)).float()  # (N, C, T', H', W')
-        pool = fmap.mean(dim=(2, 3, 4))  # (N, C): what avgpool gives
-        prob = torch.softmax(net.fc(pool).float(), dim=-1)  # (N, K)
+def clip_features(engine: Engine, clips: torch.Tensor) -> dict[str, np.ndarray]:
+    """``(N, 3, k, H, W)`` clips -> {layer: ``(N, D)``} for res5b (flattened map), pool5, prob,
+    at the engine's precision (int8 included: its graph returns the res5b map)."""
+    fmap, scores = engine.clip_maps(clips)  # (N, C, T', H', W'), (N, K)
     return {
-        "res5b": fmap.flatten(1).cpu().numpy(),
-        "pool5": pool.cpu().numpy(),
-        "prob": prob.cpu().numpy(),
+        "res5b": fmap.flatten(1).numpy(),
+        "pool5": fmap.mean(dim=(2, 3, 4)).numpy(),  # what avgpool gives
+        "prob": torch.softmax(scores, dim=-1).numpy(),
     }
 
 
@@ -74,9 +69,12 @@ def extract_features(
     batch_size: int = 4,
     names: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> Features:
     """Per video: every non-overlapping clip (``allclips``, centre crop), features averaged over
-    the clips, then L2-normalised. Unreadable videos are listed in ``failed``."""
+    the clips, then L2-normalised. Unreadable videos are listed in ``failed``. The model runs
+    in ``engine`` (made at ``precision`` when None; int8 calibrates on the model's training
+    videos, else on the first videos given)."""
     for layer in layers:
         if layer not in LAYERS:
             raise SimilarityError(f"unknown layer {layer!r}; expected one of {', '.join(LAYERS)}")
@@ -85,6 +83,7 @@ def extract_features(
     items = [VideoItem(Path(p), 0) for p in paths]
     loader = DataLoader(VideoDataset(items, spec, train=False), batch_size=batch_size,
                         collate_fn=collate_test)  # fmt: skip
+    engine = engine or make_engine(loaded, device, precision, fallback_videos=paths)
     sums: dict[str, list] = {layer: [] for layer in layers}
     kept, failed, done = [], [], 0
     for batch in loader:
@@ -93,7 +92,7 @@ def extract_features(
                 failed.append({"path": str(b["path"]), "error": b["error"]})
                 continue
             clips = b["video"][0]  # (n, 3, k, H, W): one crop
-            feats = [clip_features(loaded, c, device, precision) for c in clips.split(CLIP_CHUNK)]
+            feats = [clip_features(engine, c) for c in clips.split(CLIP_CHUNK)]
             for layer in layers:
                 sums[layer].append(np.concatenate([f[layer] for f in feats]).mean(0))
             kept.append(names[b["index"]])
@@ -280,6 +279,7 @@ def run_similarity(
     batch_size: int = 4,
     roc_png: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> dict:
     """``tc3d similarity``: features of every video in the pairs, then the SVM protocol."""
     start = time.perf_counter()
@@ -287,7 +287,7 @@ def run_similarity(
     names = sorted({v for p in pairs for v in (p.a, p.b)})
     root = Path(videos_dir)
     feats = extract_features(loaded, [root / n for n in names], device, LAYERS, precision,
-                             batch_size, names, progress)  # fmt: skip
+                             batch_size, names, progress, engine)  # fmt: skip
     result = similarity(feats, pairs)
     roc = result.pop("_roc")
     result["videos"] = len(feats.videos)

@@ -7,7 +7,8 @@ next run starts. Re-running skips videos already in the file. Videos that cannot
 listed, never fatal, and remembered in ``FILE.failed.jsonl`` with their size and modification
 time, so a re-run does not retry them unless the file changed (or ``retry_failed``).
 
-The model runs only inside :func:`score_videos`, so a batched engine can replace it.
+The model runs through the inference engine (:mod:`tc3d.infer.engine`: background decoding,
+clips batched across videos, fp32/bf16/int8); the caller may pass a prepared one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from tc3d.checkpoint import LoadedModel, atomic_write_text
 from tc3d.data.formats import VIDEO_EXTENSIONS, VideoItem
 from tc3d.evaluate import score_items
+from tc3d.infer.engine import Engine, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +126,13 @@ def score_videos(
     device: torch.device,
     precision: str = "fp32",
     batch_size: int = 4,
+    engine: Engine | None = None,
 ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
     """Class probabilities of each readable video, and the error of each unreadable one."""
     items = [VideoItem(path=p, label=0) for p in paths]
-    scores = score_items(loaded.model, items, loaded.clip, device, precision, batch_size)
+    scores = score_items(
+        loaded.model, items, loaded.clip, device, precision, batch_size, engine=engine
+    )
     by_path = {s["path"]: s["error"] for s in scores.skipped}
     errors = {i: by_path.get(str(p), "could not be scored") for i, p in enumerate(paths)
               if i not in scores.probs}  # fmt: skip
@@ -144,8 +149,13 @@ def tag_folder(
     batch_size: int = 4,
     retry_failed: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> dict:
-    """``tc3d tag``: returns ``{videos, tagged, skipped, failed:[{path, error}], file}``."""
+    """``tc3d tag``: returns ``{videos, tagged, skipped, failed:[{path, error}], file}``.
+
+    ``engine`` (made at ``precision`` when None, only if there is work) serves every chunk:
+    int8 calibrates once (on the model's training videos, else the first videos to tag).
+    """
     root, out = Path(root).resolve(), Path(out)
     if not root.is_dir():
         raise TagError(f"{root}: not a folder")
@@ -172,11 +182,13 @@ def tag_folder(
             todo.append(p)
     new_failures: dict[str, dict] = {k: v for k, v in known.items() if k not in output.done}
     tagged = 0
+    if todo and engine is None:
+        engine = make_engine(loaded, device, precision, fallback_videos=todo)
     if progress:
         progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
-        probs, errors = score_videos(loaded, chunk, device, precision, batch_size)
+        probs, errors = score_videos(loaded, chunk, device, precision, batch_size, engine)
         for i, p in enumerate(chunk):
             key = _key(p, root)
             if i in probs:

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "int8")
 BATCH_CLIPS = 12  # clips per forward pass: large enough to batch across videos, small latency
 CALIBRATION_VIDEOS = 8
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the quantised graph also returns the res5b map (_MapsAndScores)
 
 
 class EngineError(RuntimeError):
@@ -61,6 +61,23 @@ def cache_dir() -> Path:
 
 # ---------------------------------------------------------------------------------------------
 # int8: FX graph-mode static quantisation (x86 backend: fbgemm + oneDNN kernels)
+
+
+class _MapsAndScores(nn.Module):
+    """A Res3D backbone that returns its last conv map (res5b) beside the class scores.
+
+    Quantised in this form, one int8 graph serves both the classifier commands and those
+    that need the map (``features``, ``cam``); the extra output costs one dequantisation of
+    a small tensor. In eval mode the scores equal ``backbone(x)`` (dropout is the identity).
+    """
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.net = backbone
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.net.res5b(x)
+        return fmap, self.net.fc(self.net.avgpool(fmap).flatten(1))
 
 
 def _fx_prepare(backbone: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
@@ -82,7 +99,8 @@ def quantize_backbone(
     calibration: Sequence[torch.Tensor],
     observers: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """int8 copy of a Res3D backbone; returns it and the observer statistics (for the cache).
+    """int8 copy of a Res3D backbone (a ``_MapsAndScores``: ``x -> (res5b map, scores)``);
+    returns it and the observer statistics (for the cache).
 
     ``calibration`` holds clip batches ``(N, 3, k, H, W)``; with ``observers`` from an earlier
     calibration they are not run at all (only the first one's shape is used for tracing).
@@ -94,7 +112,7 @@ def quantize_backbone(
     # are silenced here rather than shown on every command.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared = _fx_prepare(backbone, calibration[0][:1])
+        prepared = _fx_prepare(_MapsAndScores(backbone), calibration[0][:1])
         if observers is None:
             with torch.no_grad():
                 for clips in calibration:
@@ -236,10 +254,25 @@ class Engine:
         """
         backbone = self.backbones[position if len(self.backbones) > 1 else 0]
         if self.precision == "int8":
-            return backbone(clips.float()).float()
+            return backbone(clips.float())[1].float()
         with autocast(self.device, "bf16" if self.precision == "bf16" else "fp32"):
             out = backbone(to_device(clips, self.device))
         return out.float().cpu()
+
+    @torch.no_grad()
+    def clip_maps(
+        self, clips: torch.Tensor, position: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(res5b maps ``(N, C, T', H', W')``, class scores ``(N, K)``), float32 on the CPU,
+        for clips ``(N, 3, k, H, W)``: what ``features`` and ``cam`` need."""
+        backbone = self.backbones[position if len(self.backbones) > 1 else 0]
+        if self.precision == "int8":
+            fmap, scores = backbone(clips.float())
+            return fmap.float(), scores.float()
+        with autocast(self.device, "bf16" if self.precision == "bf16" else "fp32"):
+            fmap = backbone.res5b(to_device(clips, self.device))
+            scores = backbone.fc(backbone.avgpool(fmap).flatten(1))
+        return fmap.float().cpu(), scores.float().cpu()
 
     @torch.no_grad()
     def fuse(self, scores: torch.Tensor) -> torch.Tensor:
