@@ -64,6 +64,11 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     _atomic_write(path, "wb", lambda f: f.write(data))
 
 
+def atomic_write_with(path: str | Path, write) -> None:
+    """Any binary writer (``fig.savefig``, ``PIL.Image.save``) given the open temp file."""
+    _atomic_write(path, "wb", write)
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel
+from tc3d.checkpoint import LoadedModel, atomic_write_with
 from tc3d.data.formats import (
     DatasetFormatError,
     anomaly_binary,
@@ -310,8 +310,6 @@ def plot_timeline(
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
+    atomic_write_with(out, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    tmp.replace(out)
     return out

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tc3d.checkpoint import LoadedModel
+from tc3d.checkpoint import LoadedModel, atomic_write_with
 from tc3d.data.sampling import eval_indices
 from tc3d.data.transforms import centre_crop_box, crop_and_normalise
 from tc3d.data.video import probe, read_frames
@@ -123,9 +123,7 @@ def cam_video(
         img = _label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)),
                      f"{label} {100 * probs.max():.0f}%")  # fmt: skip
         name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
-        tmp = name.with_name(f".{name.name}.tmp.png")
-        img.save(tmp)
-        tmp.replace(name)
+        atomic_write_with(name, lambda f, img=img: img.save(f, format="PNG"))
         files.append(str(name))
         frames.append(img)
         total = float(heat.sum())
@@ -136,9 +134,12 @@ def cam_video(
     gif_path = None
     if gif:
         gif_path = out / "cam.gif"
-        tmp = gif_path.with_name(".cam.tmp.gif")
-        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=120, loop=0)
-        tmp.replace(gif_path)
+        atomic_write_with(
+            gif_path,
+            lambda f: frames[0].save(
+                f, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0
+            ),
+        )
     return {
         "video": str(path),
         "label": label,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import LoadedModel
+from tc3d.checkpoint import LoadedModel, atomic_write_with
 from tc3d.data.dataset import VideoDataset, collate_test
 from tc3d.data.formats import VideoItem
 from tc3d.infer.engine import Engine, make_engine
@@ -106,11 +106,8 @@ def extract_features(
 def save_features(features: Features, path: str | Path, classes: Sequence[str] = ()) -> Path:
     """``.npz`` with one array per layer, ``videos`` and the model's ``classes``; atomic."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, videos=np.array(features.videos), classes=np.array(list(classes)),
-             **features.layers)  # fmt: skip
-    tmp.replace(path)
+    arrays = {"videos": np.array(features.videos), "classes": np.array(list(classes))}
+    atomic_write_with(path, lambda f: np.savez(f, **arrays, **features.layers))
     return path
 
 
@@ -262,10 +259,8 @@ def plot_roc(roc: dict, out: str | Path, title: str = "") -> Path:
     ax.set_title(title or "same/different action ROC (pooled folds)", fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
+    atomic_write_with(out, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    tmp.replace(out)
     return out
 
 

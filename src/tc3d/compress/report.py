@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tc3d.checkpoint import atomic_write_text
+from tc3d.checkpoint import atomic_write_text, atomic_write_with
 
 STAGE_TITLES = {
     "baseline": "Baseline T-C3D",
@@ -95,8 +95,6 @@ def write_plot(result: dict, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    atomic_write_with(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    tmp.replace(path)
     return path
