@@ -16,6 +16,7 @@ from tc3d.cli import main
 from tc3d.data.synth_surveillance import EVENTS, make_surveillance_dataset
 from tc3d.data.video import probe
 from tc3d.device import resolve_device
+from tc3d.infer.engine import Engine
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,7 @@ def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, cap
 
     # The same number, computed here from the annotation file and per-frame scores.
     loaded, device = load_model(model), resolve_device("cpu")
+    engine = Engine(loaded.model, device)
     intervals = {}
     for line in (surveillance / "Temporal_Anomaly_Annotation.txt").read_text().splitlines():
         name, _, *nums = line.split()
@@ -85,7 +87,7 @@ def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, cap
         intervals[name] = [(x - 1, y) for x, y in ((a, b), (c, d)) if x > 0]
     scores, labels = [], []
     for rel in (surveillance / "Anomaly_Test.txt").read_text().splitlines():
-        s = frame_scores(loaded, surveillance / rel, device, stride=9)
+        s = frame_scores(loaded, surveillance / rel, engine, stride=9)
         assert len(s) == probe(surveillance / rel).num_frames and ((s >= 0) & (s <= 1)).all()
         scores.append(s)
         labels.append(frame_labels(len(s), intervals[rel.split("/")[1]]))

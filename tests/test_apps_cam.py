@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from conftest import random_checkpoint, write_video
 from PIL import Image
 
 from tc3d.cli import main
 
 
-def test_cam_outputs(tmp_path, capsys):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_cam_outputs(tmp_path, capsys, precision):
     model = random_checkpoint(tmp_path / "m.pt", ["left", "right"], segments=2, frames=4)
     frames = []
     for t in range(30):
@@ -21,7 +23,7 @@ def test_cam_outputs(tmp_path, capsys):
     video = write_video(tmp_path / "v.mp4", frames)
     out = tmp_path / "cam"
     assert main(["cam", str(video), "--model", str(model), "--out", str(out), "--size", "96",
-                 "--json"]) == 0  # fmt: skip
+                 "--precision", precision, "--json"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["label"] in ("left", "right") and 0.5 <= result["prob"] <= 1
     pngs = sorted(out.glob("cam_*.png"))
@@ -34,4 +36,4 @@ def test_cam_outputs(tmp_path, capsys):
     assert gif.n_frames == 8
     # Heat is blended in: the output differs from a plain resized crop, and carries the label
     assert np.asarray(img).std() > 5
-    assert len(result["heat_centre"]) == 8 and not list(out.glob(".*tmp*"))
+    assert len(result["heat_centre"]) == 8 and not list(out.glob(".*"))

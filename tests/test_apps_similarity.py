@@ -60,6 +60,21 @@ def test_features_npz(videos, model, tmp_path, capsys):
     assert data["videos"][0] == "down/down_0.mp4" and list(data["classes"]) == ["a", "b", "c"]
 
 
+def test_int8_features_follow_fp32(videos, model, tmp_path, capsys):
+    """--precision int8 takes res5b/pool5 from the quantised graph: close to fp32's."""
+    feats = {}
+    for precision in ("fp32", "int8"):
+        out = tmp_path / f"{precision}.npz"
+        args = ["features", "--model", str(model), "--data", str(videos), "--layer", "all"]
+        assert main([*args, "--out", str(out), "--precision", precision, "--json"]) == 0
+        capsys.readouterr()
+        feats[precision] = np.load(out)
+    assert list(feats["int8"]["videos"]) == list(feats["fp32"]["videos"])
+    for layer in ("res5b", "pool5"):
+        cosine = (feats["int8"][layer] * feats["fp32"][layer]).sum(axis=1)  # both unit length
+        assert cosine.min() > 0.9, (layer, cosine)
+
+
 def test_similarity_keys_and_folds(videos, model, tmp_path, capsys):
     names = [f"{a}/{a}_{i}.mp4" for a in ("right", "down") for i in range(4)]
     lines = [f"{a} {b} {int(a.split('/')[0] == b.split('/')[0])}"

@@ -742,12 +742,7 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", default=None, help="folder holding the split files")
 
 
-def _precision_flag(p: argparse.ArgumentParser, int8: bool = True) -> None:
-    if not int8:  # the applications run the model outside the engine: no int8 path yet
-        p.add_argument(
-            "--precision", choices=("fp32", "bf16"), default="fp32", help="fp32 or bf16 autocast"
-        )
-        return
+def _precision_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "int8"),
@@ -757,11 +752,11 @@ def _precision_flag(p: argparse.ArgumentParser, int8: bool = True) -> None:
     )
 
 
-def _model_flags(p: argparse.ArgumentParser, int8: bool = True) -> None:
+def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, help="trained checkpoint (.pt) or compressed model (.tc3d)"
     )
-    _precision_flag(p, int8)
+    _precision_flag(p)
     p.add_argument("--batch-size", type=int, default=4, help="videos per forward pass")
     p.add_argument("--segments", type=int, default=None, help="override the model's S")
     p.add_argument("--frames", type=int, default=None, help="override the model's k")
@@ -1071,7 +1066,7 @@ def build_parser() -> argparse.ArgumentParser:
         "AUC over all test frames concatenated (labels from Temporal_Anomaly_Annotation.txt), "
         "video-level AUC from the fused S-clip prediction. AUCs are 0-100.",
     )
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--data", required=True, help="UCF-Crime-layout data set root")
     p.add_argument("--splits", default=None, help="folder holding Anomaly_Test.txt etc.")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
@@ -1086,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(from --annotations, or the data set's own file when the video sits in one).",
     )
     p.add_argument("video", metavar="VIDEO")
-    _model_flags(p, int8=False)
+    _model_flags(p)
     p.add_argument("--plot", default=None, metavar="PNG", help="write a timeline plot here")
     p.add_argument("--annotations", default=None, help="Temporal_Anomaly_Annotation.txt")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")

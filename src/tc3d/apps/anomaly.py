@@ -8,8 +8,8 @@ probability, and each frame takes the mean over the clips that contain it. Frame
 concatenates the frames of all test videos into one curve, as Sultani et al. do; video-level
 AUC ranks whole videos by the model's fused S-clip probability. AUCs are 0-100.
 
-The model runs only inside :func:`clip_anomaly_probabilities`, so a faster engine can replace
-that one function.
+The model runs in the inference engine (fp32, bf16 or int8), through
+:func:`clip_anomaly_probabilities` for the sliding clips and ``score_items`` for whole videos.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from tc3d.data.formats import (
 )
 from tc3d.data.transforms import centre_crop_box, crop_and_normalise
 from tc3d.data.video import VideoReadError, probe, read_frames
-from tc3d.device import autocast, to_device
 from tc3d.evaluate import score_items
+from tc3d.infer.engine import Engine, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +57,16 @@ def anomaly_class(loaded: LoadedModel) -> int:
 
 
 @torch.no_grad()
-def clip_anomaly_probabilities(
-    loaded: LoadedModel, clips: torch.Tensor, device: torch.device, precision: str = "fp32"
-) -> np.ndarray:
-    """``(N, 3, k, H, W)`` clips -> ``(N,)`` anomaly probabilities.
+def clip_anomaly_probabilities(engine: Engine, clips: torch.Tensor, anomaly: int) -> np.ndarray:
+    """``(N, 3, k, H, W)`` clips -> ``(N,)`` anomaly probabilities, at the engine's precision.
 
     Each clip is scored as if all S segments looked like it (its scores repeated S times and
     fused), so weighted and attention fusions give calibrated single-clip outputs too.
     """
-    model = loaded.model.eval()
-    with autocast(device, precision):
-        scores = model.clip_scores(to_device(clips, device)).float()  # (N, K)
-        fused = model.fuse(scores.unsqueeze(1).expand(-1, model.cfg.segments, -1))  # (N, K)
-    probs = torch.softmax(fused.float(), dim=-1)[:, anomaly_class(loaded)]
-    return probs.cpu().numpy()
+    scores = engine.clip_scores(clips)  # (N, K), float32 on the CPU
+    repeated = scores.unsqueeze(1).expand(-1, engine.cfg.segments, -1).to(engine.device)
+    fused = engine.model.fuse(repeated)  # (N, K)
+    return torch.softmax(fused.float(), dim=-1)[:, anomaly].cpu().numpy()
 
 
 def clip_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
@@ -101,11 +97,7 @@ def _clip_batches(
 
 
 def frame_scores(
-    loaded: LoadedModel,
-    path: str | Path,
-    device: torch.device,
-    precision: str = "fp32",
-    stride: int | None = None,
+    loaded: LoadedModel, path: str | Path, engine: Engine, stride: int | None = None
 ) -> np.ndarray:
     """One anomaly score per decoded frame: the mean over the sliding clips holding it.
 
@@ -119,7 +111,7 @@ def frame_scores(
     starts, probs = [], []
     for chunk, clips in _clip_batches(path, num_frames, loaded, stride):
         starts.append(chunk)
-        probs.append(clip_anomaly_probabilities(loaded, clips, device, precision))
+        probs.append(clip_anomaly_probabilities(engine, clips, anomaly_class(loaded)))
     return spread_clip_scores(num_frames, np.concatenate(starts), span, np.concatenate(probs))
 
 
@@ -172,8 +164,11 @@ def evaluate_anomaly(
     precision: str = "fp32",
     stride: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> dict:
     """``tc3d anomaly test``: frame-level AUC over all test frames concatenated, and video AUC.
+
+    The model runs in ``engine`` (made at ``precision`` when None).
 
     Frame labels come from the temporal annotation file; a test video of an anomalous folder
     that the file does not annotate is skipped with a reason (its frames' labels are unknown).
@@ -185,6 +180,8 @@ def evaluate_anomaly(
     if not binary.test:
         raise AnomalyError(f"{root}: Anomaly_Test.txt lists no video found on disk")
     annotations = read_temporal_annotations(find_annotation_file(root, splits))
+    fallback = [it.path for it in binary.train or binary.test]
+    engine = engine or make_engine(loaded, device, precision, fallback_videos=fallback)
     scored: list[VideoScores] = []
     skipped: list[dict] = []
     for i, item in enumerate(binary.test):
@@ -194,7 +191,7 @@ def evaluate_anomaly(
             skipped.append({"path": str(item.path), "error": "not in the annotation file"})
         else:
             try:
-                scores = frame_scores(loaded, item.path, device, precision, stride)
+                scores = frame_scores(loaded, item.path, engine, stride)
             except VideoReadError as e:
                 skipped.append({"path": str(item.path), "error": e.reason})
             else:
@@ -209,7 +206,7 @@ def evaluate_anomaly(
     # Video level: the T-C3D prediction the model was trained to make (S segment clips, fused).
     items = [it for it in binary.test if any(it.path == v.path for v in scored)]
     fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"), device,
-                        precision)  # fmt: skip
+                        precision, engine=engine)  # fmt: skip
     a = anomaly_class(loaded)
     video_truth = np.array([v.anomalous for v in scored], np.int8)
     video_fused = np.array([fused.probs[i][a] if i in fused.probs else 0.0
@@ -259,12 +256,14 @@ def score_video(
     annotations: str | Path | None = None,
     precision: str = "fp32",
     stride: int | None = None,
+    engine: Engine | None = None,
 ) -> dict:
     """``tc3d anomaly score``: per-frame scores, and a timeline PNG with annotated intervals
     shaded (from ``annotations``, else the data set's own file when the video sits in one)."""
     anomaly_class(loaded)
     path = Path(path)
-    scores = frame_scores(loaded, path, device, precision, stride)
+    engine = engine or make_engine(loaded, device, precision, fallback_videos=[path])
+    scores = frame_scores(loaded, path, engine, stride)
     intervals: tuple = ()
     note_file = Path(annotations) if annotations else find_annotations_near(path)
     if note_file is not None:
