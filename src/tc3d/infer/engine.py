@@ -1,7 +1,8 @@
 """The inference engine: video files in, video-level class probabilities out, as fast as it goes.
 
-Everything that runs a trained model (``test``, ``predict``, ``bench``, ``stream``) goes through
-here, so a speed-up lands everywhere at once. The pipeline is the paper's fast path (Table IV,
+Everything that runs a trained model (``test``, ``predict``, ``bench``, ``stream``, ``tag``,
+``features``, ``similarity``, ``cam``, ``anomaly``) goes through here, so a speed-up lands
+everywhere at once. The pipeline is the paper's fast path (Table IV,
 "S clips per video"): the sampler asks for S×k frame indices, the reader seeks and decodes only
 those (:mod:`tc3d.data.video`), and the clips go through one shared Res3D-18. Three things
 make it fast on a CPU:
