@@ -166,6 +166,33 @@ def test_stream_paced_sources_are_staggered_over_the_stride(tiny, capsys):
     assert summary["decisions"] == len(decisions) <= due
 
 
+def test_stream_reads_an_http_url(tiny, capsys):
+    """A URL source goes through FFmpeg's network input (here a local HTTP server): it is
+    treated as live, decoded as it arrives, and gives the same decisions as the file."""
+    import functools
+    import http.server
+    import threading
+
+    checkpoint, videos = tiny
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(videos[0].parent)
+    )
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{videos[0].name}"
+        assert main(["stream", url, "--model", str(checkpoint), "--stride", "4",
+                     "--device", "cpu", "--json"]) == 0  # fmt: skip
+    finally:
+        server.shutdown()
+    lines = _lines(capsys.readouterr().out)
+    decisions, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["frames"] == 40 and summary["sources"][0]["source"] == url
+    assert decisions and {d["frame"] for d in decisions} <= set(range(7, 40, 4))
+    assert summary["decisions"] + summary["dropped_frames"] // 4 == len(range(7, 40, 4))
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch(tiny, tmp_path, capsys, fmt):
     checkpoint, _ = tiny
