@@ -27,7 +27,6 @@ import math
 import multiprocessing as mp
 import os
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from .synth_sprites import (
     background,
     blend,
     encode_yuv420,
+    keyed_rng,
     soft_blob,
     sprite_colour,
 )
@@ -185,11 +185,6 @@ def _trajectory(cls: str, n: int, rng: np.random.Generator, r: float):
 # --- rendering and encoding ---
 
 
-def _rng(seed: int, cls: str, *keys: int) -> np.random.Generator:
-    """A generator keyed by (seed, class, *keys); crc32, unlike hash(), is stable across runs."""
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(cls.encode()), *keys]))
-
-
 @dataclass(frozen=True)
 class VideoSpec:
     """One video of the set: its class, group and clip (1-based), the set's seed, its length."""
@@ -214,15 +209,16 @@ def render_video(spec: VideoSpec) -> Iterator[np.ndarray]:
     # so the background says nothing about the class: a model must look at the sprite, and test
     # groups show scenes never seen in training. Sprite size is the group's "actor"; colour
     # varies per video, so neither becomes a shortcut.
-    grng = _rng(spec.seed, "scene", spec.group)
+    grng = keyed_rng(spec.seed, "scene", spec.group)
     bg_y, bg_c = background(grng, H + 2 * PAD, W + 2 * PAD)
     blob_grey = grng.uniform(40, 215, 2)
-    look = _rng(spec.seed, spec.cls, spec.group, spec.clip, 2)
+    look = keyed_rng(spec.seed, spec.cls, spec.group, spec.clip, 2)
     # An appearance class has its own colour family as well as its own shape and texture (a
     # guitar is recognised by its look, not its outline alone); other tiers take any colour.
     colour = sprite_colour(look, _HUES.get(spec.cls, (0, 6)))
     radius = look.uniform(*_RADIUS.get(_SHAPE_OF.get(spec.cls, "athlete"), (30, 40)))
-    rng = _rng(spec.seed, spec.cls, spec.group, spec.clip, 1)  # the length draw uses (..., clip)
+    # the length draw uses (..., clip); this stream adds a trailing 1
+    rng = keyed_rng(spec.seed, spec.cls, spec.group, spec.clip, 1)
     n = spec.frames
     shape, xs, ys, angles = _trajectory(spec.cls, n, rng, radius)
     sprite = Sprite(shape, radius, colour)
@@ -262,7 +258,7 @@ def write_video(spec: VideoSpec, path: str | Path) -> int:
 
 
 def _video_length(seed: int, cls: str, group: int, clip: int) -> int:
-    rng = _rng(seed, cls, group, clip)
+    rng = keyed_rng(seed, cls, group, clip)
     if CLASS_TIERS[cls] == "long_term":
         return int(rng.integers(80, 331))
     return int(rng.integers(18, 24) if rng.random() < 0.1 else rng.integers(24, 161))

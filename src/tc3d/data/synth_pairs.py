@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .synth_sprites import FOOTROOM, Sprite, background, blend, encode_yuv420, sprite_colour
+from .synth_sprites import (
+    FOOTROOM,
+    Sprite,
+    background,
+    blend,
+    encode_yuv420,
+    keyed_rng,
+    sprite_colour,
+)
 
 H, W, FPS, GOP = 240, 320, 25, 12
 BIT_RATE = 400_000
@@ -38,11 +45,6 @@ ACTIONS = {  # name: (shape, what it does); none of these motions is in the benc
     "Cartwheel": ("athlete", "turns cartwheels across the frame"),
     "Drift": ("athlete", "drifts slowly along a diagonal"),
 }
-
-
-def _rng(seed: int, *keys: int | str) -> np.random.Generator:
-    parts = [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys]
-    return np.random.default_rng(np.random.SeedSequence([seed, *parts]))
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,8 @@ def _motion(action: str, n: int, rng: np.random.Generator):
 
 def render_pair_video(spec: PairVideoSpec) -> Iterator[np.ndarray]:
     """yuv420p frames ``(H * 3 // 2, W)`` uint8 of one video."""
-    rng = _rng(spec.seed, spec.action, spec.clip)
-    bg_y, bg_c = background(_rng(spec.seed, "pairs-scene", int(rng.integers(1 << 30))), H, W)
+    rng = keyed_rng(spec.seed, spec.action, spec.clip)
+    bg_y, bg_c = background(keyed_rng(spec.seed, "pairs-scene", int(rng.integers(1 << 30))), H, W)
     shape = ACTIONS[spec.action][0]
     radius = rng.uniform(40, 48) if shape == "athlete" else rng.uniform(26, 38)
     sprite = Sprite(shape, radius, sprite_colour(rng))
@@ -128,7 +130,7 @@ def make_pairs(
     specs: list[PairVideoSpec], seed: int, pairs_per_fold: int = 30, folds: int = 10
 ) -> list[tuple[str, str, int, int]]:
     """Balanced (a, b, same, fold) pairs; a pair never repeats."""
-    rng = _rng(seed, "pairs")
+    rng = keyed_rng(seed, "pairs")
     by_action: dict[str, list[str]] = {}
     for s in specs:
         by_action.setdefault(s.action, []).append(s.rel)
@@ -183,7 +185,7 @@ def make_pairs_dataset(
         raise ValueError(f"per_class must be at least 2 (a 'same' pair needs two), got {per_class}")
     root = Path(out).resolve()
     specs = [
-        PairVideoSpec(a, c, seed, int(_rng(seed, a, c, "len").integers(*frames)))
+        PairVideoSpec(a, c, seed, int(keyed_rng(seed, a, c, "len").integers(*frames)))
         for a in ACTIONS
         for c in range(1, per_class + 1)
     ]

@@ -3,13 +3,15 @@
 Frames are composed directly in yuv420p (BT.601, limited range, as FFmpeg converts RGB), which
 halves the pixels to blend and spares the encoder a colour conversion. Shapes are signed
 distance functions, so a sprite at any angle is a lookup on a small patch, and only that patch
-of the frame is touched. Used by :mod:`tc3d.data.synth`.
+of the frame is touched. Used by the three synthetic sets (:mod:`tc3d.data.synth`,
+``synth_surveillance``, ``synth_pairs``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +20,14 @@ import av
 import numpy as np
 
 FOOTROOM = 16  # limited-range luma starts at 16: room for negative noise without a clip
+
+
+def keyed_rng(seed: int, *keys: int | str) -> np.random.Generator:
+    """A generator keyed by (seed, *keys); strings enter as crc32, which, unlike hash(), is
+    stable across runs, so every video is the same whatever the worker count."""
+    parts = [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys]
+    return np.random.default_rng(np.random.SeedSequence([seed, *parts]))
+
 
 # --- sprite shapes: signed distance in sprite units (radius 1, y down), negative inside ---
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from .synth_sprites import (
     background,
     blend,
     encode_yuv420,
+    keyed_rng,
     soft_blob,
     sprite_colour,
 )
@@ -53,11 +53,6 @@ EVENT_SECONDS = (3, 8)  # anomaly length range
 TWO_EVENTS = 0.25  # share of anomalous videos with a second event
 TRAIN_NORMAL_DIR = "Training_Normal_Videos_Anomaly"
 TEST_NORMAL_DIR = "Testing_Normal_Videos_Anomaly"
-
-
-def _rng(seed: int, *keys: int | str) -> np.random.Generator:
-    parts = [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys]
-    return np.random.default_rng(np.random.SeedSequence([seed, *parts]))
 
 
 @dataclass(frozen=True)
@@ -120,7 +115,7 @@ def plan_surveillance(
     for event, count in [(e, per_class) for e in EVENTS] + [("Normal", per_class * len(EVENTS))]:
         tests = max(1, round(count / 4)) if event == "Normal" else n_test
         for i in range(count):
-            rng = _rng(seed, event, i, "plan")
+            rng = keyed_rng(seed, event, i, "plan")
             n = int(rng.uniform(*seconds) * FPS)
             intervals = _intervals(rng, n, event_seconds) if event != "Normal" else ()
             train = i >= tests
@@ -153,9 +148,9 @@ def _stop(x: np.ndarray, a: int, b: int, d: int, speed: float) -> None:
 
 def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
     """Yield the video's frames as yuv420p arrays ``(H * 3 // 2, W)`` uint8."""
-    cam = _rng(spec.seed, "camera", spec.camera)
+    cam = keyed_rng(spec.seed, "camera", spec.camera)
     bg_y, bg_c = background(cam, H, W)
-    rng = _rng(spec.seed, spec.event, spec.number, "render")
+    rng = keyed_rng(spec.seed, spec.event, spec.number, "render")
     n = spec.frames
     in_event = np.zeros(n, bool)
     for a, b in spec.intervals:
