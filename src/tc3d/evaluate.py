@@ -20,43 +20,10 @@ import torch
 from tc3d.checkpoint import LoadedModel
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.formats import VideoItem
-from tc3d.data.sampling import group_clips
-from tc3d.device import autocast, to_device
 from tc3d.infer.engine import Engine
 from tc3d.models.tc3d import TC3D
 
 log = logging.getLogger(__name__)
-
-CLIP_CHUNK = 64  # clips per forward pass: bounds memory for allclips × 10 crops
-
-
-@torch.no_grad()
-def video_probabilities(
-    model: TC3D, videos: torch.Tensor, device: torch.device, precision: str = "fp32"
-) -> torch.Tensor:
-    """``(B, crops, n, 3, k, H, W)`` clips of B videos -> ``(B, K)`` class probabilities."""
-    b, crops, n = videos.shape[:3]
-    segments = model.cfg.segments
-    groups = group_clips(n, segments)
-    with autocast(device, precision):
-        if len(model.backbones) == 1:
-            flat = videos.flatten(0, 2)  # (B·crops·n, 3, k, H, W)
-            scores = torch.cat(
-                [model.clip_scores(to_device(c, device)) for c in flat.split(CLIP_CHUNK)]
-            )
-            scores = scores.float().view(b, crops, n, -1)
-            per_segment = [scores[:, :, g].mean(2) for g in groups]
-        else:
-            per_segment = []
-            for s, g in enumerate(groups):
-                flat = videos[:, :, g].flatten(0, 2)
-                sc = torch.cat(
-                    [model.clip_scores(to_device(c, device), s) for c in flat.split(CLIP_CHUNK)]
-                )
-                per_segment.append(sc.float().view(b, crops, len(g), -1).mean(2))
-        fused = model.fuse(torch.stack(per_segment, dim=2).flatten(0, 1))  # (B·crops, K)
-    probs = torch.softmax(fused.float(), dim=-1).view(b, crops, -1).mean(1)
-    return probs.cpu()
 
 
 @dataclass

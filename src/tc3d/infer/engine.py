@@ -291,8 +291,8 @@ class Engine:
     def fuse(self, scores: torch.Tensor) -> torch.Tensor:
         """Clip scores of one video ``(crops, n, K)`` -> class probabilities ``(K,)``.
 
-        As :func:`tc3d.evaluate.video_probabilities`: clips grouped into S contiguous groups
-        (allclips), fused per crop, softmax, mean over crops.
+        The clips are grouped into S contiguous groups and averaged within each (allclips
+        gives more than S), fused per crop, softmaxed, and the crops averaged.
         """
         groups = group_clips(scores.shape[1], self.cfg.segments)
         per_segment = torch.stack([scores[:, g].mean(1) for g in groups], dim=1)  # (crops,S,K)
