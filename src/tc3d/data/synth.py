@@ -41,6 +41,7 @@ from .synth_sprites import (
     blend,
     encode_yuv420,
     keyed_rng,
+    put_chroma,
     soft_blob,
     sprite_colour,
 )
@@ -246,8 +247,7 @@ def render_video(spec: VideoSpec) -> Iterator[np.ndarray]:
             bx, by = start + vel * t
             blend(y, c, layer, bx % W - sx, (by + 30) % (H + 60) - 30 - sy)
         blend(y, c, sprite.layer(angles[t]), xs[t] % W - sx, ys[t] - sy)
-        frame[H : H + H // 4].reshape(H // 2, W // 2)[:] = c[..., 0]
-        frame[H + H // 4 :].reshape(H // 2, W // 2)[:] = c[..., 1]
+        put_chroma(frame, c)
         yield frame
 
 

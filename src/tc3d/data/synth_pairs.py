@@ -30,6 +30,7 @@ from .synth_sprites import (
     blend,
     encode_yuv420,
     keyed_rng,
+    put_chroma,
     sprite_colour,
 )
 
@@ -116,8 +117,7 @@ def render_pair_video(spec: PairVideoSpec) -> Iterator[np.ndarray]:
         np.add(bg_y, noise[at[t, 0] : at[t, 0] + H, at[t, 1] : at[t, 1] + W], out=y)
         c = bg_c.copy()
         blend(y, c, sprite.layer(angles[t]), xs[t], ys[t])
-        frame[H : H + H // 4].reshape(H // 2, W // 2)[:] = c[..., 0]
-        frame[H + H // 4 :].reshape(H // 2, W // 2)[:] = c[..., 1]
+        put_chroma(frame, c)
         yield frame
 
 

@@ -230,6 +230,14 @@ def sprite_colour(rng: np.random.Generator, hue: tuple[float, float] = (0, 6)) -
     return 255 * np.array(rgb, dtype=np.float32)
 
 
+def put_chroma(frame: np.ndarray, c: np.ndarray) -> None:
+    """Write the ``(h/2, w/2, 2)`` U and V planes below the luma of an I420 frame buffer
+    ``(3h/2, w)``, the layout :func:`encode_yuv420` takes."""
+    h, w = frame.shape[0] * 2 // 3, frame.shape[1]
+    frame[h : h + h // 4].reshape(h // 2, w // 2)[:] = c[..., 0]
+    frame[h + h // 4 :].reshape(h // 2, w // 2)[:] = c[..., 1]
+
+
 def encode_yuv420(
     frames: Iterable[np.ndarray],
     path: str | Path,

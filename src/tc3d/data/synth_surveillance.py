@@ -38,6 +38,7 @@ from .synth_sprites import (
     blend,
     encode_yuv420,
     keyed_rng,
+    put_chroma,
     soft_blob,
     sprite_colour,
 )
@@ -240,8 +241,7 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
             for draw in extras:
                 draw(y, c, t)
         frame[:H] = y
-        frame[H : H + H // 4].reshape(H // 2, W // 2)[:] = c[..., 0]
-        frame[H + H // 4 :].reshape(H // 2, W // 2)[:] = c[..., 1]
+        put_chroma(frame, c)
         yield frame
 
 
