@@ -154,6 +154,18 @@ def test_masks_hold_gradients_and_momentum(opt):
     assert (~stem).float().mean().item() == pytest.approx(prune.STEM_SPARSITY, abs=1e-3)
 
 
+def test_prune_plan_rises_by_a_tenth_then_holds_the_final_sparsity():
+    phases = prune.plan(prune.PRUNE_TARGETS, final_epochs=4)
+    rising, final = phases[:-2], phases[-2:]
+    assert [p[0]["conv"] for p in rising] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9]
+    assert [p[0]["fc"] for p in rising][-2:] == [0.9, 0.95]  # fc needs one step more
+    assert all(lr == 1.0 and epochs == 1 for _, lr, epochs in rising)
+    assert final == [(prune.PRUNE_TARGETS, 1.0, 2), (prune.PRUNE_TARGETS, 0.1, 2)]
+    sparse = prune.plan(prune.SPARSE_TARGETS)  # no extra epochs in the sparse stage
+    assert sparse[:8] == rising[:8] and sparse[8:] == [({"conv": 0.85, "fc": 0.9}, 1.0, 1)]
+    assert [p[1:] for p in prune.plan(prune.PRUNE_TARGETS, 1)[-1:]] == [(1.0, 1)]
+
+
 def test_centroid_fine_tuning_sums_member_gradients():
     model = _tiny_model()
     masks = prune.make_masks(model, prune.PRUNE_TARGETS)

@@ -1,8 +1,9 @@
 """``tc3d compress``: the deep-compression stages of paper Section III-F and Table VIII.
 
 baseline -> sparse (progressive pruning to 0.85 conv / 0.90 fc, fine-tuned) -> dense (masks
-lifted, fine-tuned at lr/10) -> prune (progressive to 0.90 conv / 0.95 fc, masks held) ->
-quantize (k-means sharing, centroids fine-tuned) -> huffman (the ``.tc3d`` file).
+lifted, fine-tuned at lr/10) -> prune (progressive to 0.90 conv / 0.95 fc, masks held, then
+more epochs at the final sparsity) -> quantize (k-means sharing, centroids fine-tuned) ->
+huffman (the ``.tc3d`` file).
 
 Each fine-tuning "epoch" of the schedule is ``epochs × (one pass over the training set)``
 iterations, so ``--epochs`` scales all fine-tuning at once. Without data there is no
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 STAGES = ("baseline", "sparse", "dense", "prune", "quantize", "huffman")
 FINE_TUNED = ("sparse", "dense")  # stages that exist only to be fine-tuned
 DENSE_EPOCHS = 2
+FINAL_EPOCHS = 8  # prune stage: more epochs at the final sparsity (prune.plan)
 QUANTIZE_EPOCHS = 2
 
 Progress = Callable[[str], object]  # description -> context manager yielding update(done, total)
@@ -213,22 +215,29 @@ class _Trainer:
         return result["top1"]
 
     def prune_progressively(
-        self, model: nn.Module, targets: dict[str, float], stage: str
+        self, model: nn.Module, targets: dict[str, float], stage: str, final_epochs: int = 0
     ) -> dict[str, torch.Tensor]:
-        """+0.1 sparsity per schedule epoch, fine-tuning with the masks held in between."""
+        """Follow :func:`prune.plan`: masks are remade when the sparsity rises, held otherwise."""
         optimizer = self.optimizer(list(model.parameters()), self.base_lr)
         masks: dict[str, torch.Tensor] = {}
+        phases = prune.plan(targets, final_epochs)
         steps = prune.epochs_to_reach(targets)
-        for e in range(steps):
-            now = prune.schedule(e, targets)
-            masks = prune.make_masks(model, now)
-            prune.apply_masks(model, masks)
-            prune.mask_optimizer_state(optimizer, model, masks)
+        previous = None
+        for i, (now, lr_scale, epochs) in enumerate(phases):
+            if now != previous:
+                masks = prune.make_masks(model, now)
+                prune.apply_masks(model, masks)
+                prune.mask_optimizer_state(optimizer, model, masks)
+                previous = now
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lr * lr_scale
+            where = f"{i + 1}/{steps}" if i < steps else "final"
             self.run(
                 model,
                 optimizer,
-                self.iters_per_epoch,
-                f"{stage} {e + 1}/{steps}: sparsity conv {now['conv']:.2f} fc {now['fc']:.2f}",
+                epochs * self.iters_per_epoch,
+                f"{stage} {where}: conv {now['conv']:.2f} fc {now['fc']:.2f} "
+                f"lr {self.base_lr * lr_scale:.0e}",
                 after_backward=lambda m=masks: prune.mask_gradients(model, m),
                 after_step=lambda m=masks: prune.apply_masks(model, m),
             )
@@ -343,7 +352,9 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
                 masks = prune.make_masks(model, prune.PRUNE_TARGETS)  # one shot
                 prune.apply_masks(model, masks)
             else:
-                masks = trainer.prune_progressively(model, prune.PRUNE_TARGETS, "prune")
+                masks = trainer.prune_progressively(
+                    model, prune.PRUNE_TARGETS, "prune", FINAL_EPOCHS
+                )
             record = {"stage": stage, "size_bytes": _pruned_bytes(model, masks)}
             record["top1"] = top1("prune: testing")
         elif stage == "quantize":

@@ -3,7 +3,7 @@
 Every convolution and the classifier of the backbone are pruned layer by layer: the weights
 with the smallest magnitude are set to zero until the layer reaches its sparsity. The
 schedule raises sparsity by 0.1 per epoch up to the stage's target (sparse: 0.85 conv / 0.90
-fc; prune: 0.90 conv / 0.95 fc).
+fc; prune: 0.90 conv / 0.95 fc, followed by more epochs at that sparsity: see :func:`plan`).
 
 Deliberate exceptions:
 
@@ -60,6 +60,25 @@ def schedule(epoch: int, targets: dict[str, float], step: float = 0.1) -> dict[s
 
 def epochs_to_reach(targets: dict[str, float], step: float = 0.1) -> int:
     return max(int(-(-round(v / step, 6) // 1)) for v in targets.values())
+
+
+def plan(
+    targets: dict[str, float], final_epochs: int = 0, step: float = 0.1
+) -> list[tuple[dict[str, float], float, int]]:
+    """A progressive pruning stage as ``(sparsity targets, lr scale, epochs)`` phases.
+
+    One epoch per +0.1 step, then ``final_epochs`` more at the final sparsity: the first half
+    at the fine-tuning rate, the second at a tenth of it. The last step does the most damage
+    (0.8 -> 0.9 halves the surviving weights), so one epoch after it does not recover the
+    loss; and a stage that ends at its full rate leaves the weights mid-stride, where the
+    model's own training ended at a small rate.
+    """
+    phases = [(schedule(e, targets, step), 1.0, 1) for e in range(epochs_to_reach(targets, step))]
+    final = phases[-1][0]
+    at_rate, at_tenth = final_epochs - final_epochs // 2, final_epochs // 2
+    phases += [(final, 1.0, at_rate)] if at_rate else []
+    phases += [(final, 0.1, at_tenth)] if at_tenth else []
+    return phases
 
 
 @torch.no_grad()
