@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -388,6 +389,27 @@ def test_compress_resumes_finished_stages(compressed, capsys, monkeypatch):
     again, _ = _main_json(capsys, *args)
     assert [s["seconds"] for s in again["stages"]] == [s["seconds"] for s in first["stages"]]
     assert again["file_bytes"] == first["file_bytes"]
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_file(compressed, tmp_path):
+    """A run stopped after ``dense`` and started again ends with the very same bytes."""
+    _, out, args, first = compressed
+    work = tmp_path / "r.tc3d.work"
+    shutil.copytree(out.with_name(out.name + ".work"), work)
+    for stage in ("prune", "quantize"):  # as if killed during the prune stage
+        (work / f"{stage}.pt").unlink()
+    state = json.loads((work / "stages.json").read_text())
+    state["stages"] = [r for r in state["stages"] if r["stage"] in ("baseline", "sparse", "dense")]
+    (work / "stages.json").write_text(json.dumps(state))
+    resumed_out = tmp_path / "r.tc3d"
+    resumed_args = list(args)
+    resumed_args[resumed_args.index("--out") + 1] = str(resumed_out)
+    resumed = _json(_run(*resumed_args))
+    assert [s["seconds"] for s in resumed["stages"][:3]] == [
+        s["seconds"] for s in first["stages"][:3]
+    ]  # the finished stages were not run again
+    assert [s["top1"] for s in resumed["stages"]] == [s["top1"] for s in first["stages"]]
+    assert resumed_out.read_bytes() == out.read_bytes()
 
 
 def test_one_shot_without_data(compressed, tmp_path, capsys, monkeypatch):

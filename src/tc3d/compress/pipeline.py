@@ -8,8 +8,9 @@ huffman (the ``.tc3d`` file).
 Each fine-tuning "epoch" of the schedule is ``epochs × (one pass over the training set)``
 iterations, so ``--epochs`` scales all fine-tuning at once. Without data there is no
 fine-tuning and no accuracy: the model is pruned straight to the final sparsity, shared and
-encoded. Every finished stage is saved in a work folder beside the output (``FILE.work/``);
-running the same command again resumes after the last finished stage.
+encoded. Every finished stage is saved in a work folder beside the output (``FILE.work/``), with the
+data epoch and random generators of the fine-tuning; running the same command again resumes
+after the last finished stage and continues exactly as an uninterrupted run would.
 
 The ``huffman`` stage's accuracy is measured by loading the written file with
 :func:`tc3d.checkpoint.load_model` and evaluating it exactly as ``tc3d test`` does.
@@ -44,7 +45,14 @@ from tc3d.checkpoint import (
 from tc3d.compress import encode, prune, share
 from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import load_dataset
-from tc3d.device import prepare_model, resolve_device, set_threads, to_device
+from tc3d.device import (
+    prepare_model,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+    set_threads,
+    to_device,
+)
 from tc3d.evaluate import evaluate
 from tc3d.train import TrainConfig, make_optimizer
 
@@ -151,6 +159,26 @@ class _Trainer:
         )
         self.epoch = 0
         self.skipped: dict[str, str] = {}
+
+    def state_dict(self) -> dict:
+        """Where the data order and the dropout draws stand, so a resumed run continues exactly.
+
+        Items are drawn from the sampler's epoch number (each item carries its own
+        augmentation seed); dropout draws from the global generator; the loader's own
+        generator seeds its workers.
+        """
+        return {
+            "epoch": self.epoch,
+            "skipped": dict(self.skipped),
+            "rng": rng_state(),
+            "loader_rng": self.loader.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.skipped.update(state["skipped"])
+        set_rng_state(state["rng"])
+        self.loader.generator.set_state(state["loader_rng"])
 
     @property
     def iters_per_epoch(self) -> int:
@@ -315,6 +343,8 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
         saved = load_checkpoint(work / f"{resume_from}.pt")
         model.load_state_dict(saved["model"])
         masks = {k: v.to(device) for k, v in saved.get("masks", {}).items()}
+        if trainer is not None and "trainer" in saved:
+            trainer.load_state_dict(saved["trainer"])
         if "shared" in saved:
             layers = [encode.SharedLayer(**_unpack_layer(x)) for x in saved["shared"]]
             shared = share.SharedWeights(model, layers)
@@ -389,6 +419,8 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
         if state is not None:
             state["model"] = model.state_dict()
             state["masks"] = {k: v.cpu() for k, v in masks.items()}
+            if trainer is not None:
+                state["trainer"] = trainer.state_dict()
         record["sparsity"] = prune.sparsity_report(model)["sparsity"]
         record["seconds"] = time.perf_counter() - t0
         finish(record, state)
