@@ -348,7 +348,7 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
         if "shared" in saved:
             layers = [encode.SharedLayer(**_unpack_layer(x)) for x in saved["shared"]]
             shared = share.SharedWeights(model, layers)
-        log.info("resuming after stage %s from %s", resume_from, work)
+        log.warning("resuming after stage %s, kept in %s", resume_from, work)
     skip = stages.index(resume_from) + 1 if resume_from else 0
 
     def top1(description: str, target: LoadedModel | None = None) -> float | None:
