@@ -8,9 +8,9 @@ huffman (the ``.tc3d`` file).
 Each fine-tuning "epoch" of the schedule is ``epochs × (one pass over the training set)``
 iterations, so ``--epochs`` scales all fine-tuning at once. Without data there is no
 fine-tuning and no accuracy: the model is pruned straight to the final sparsity, shared and
-encoded. Every finished stage is saved in a work folder beside the output (``FILE.work/``), with the
-data epoch and random generators of the fine-tuning; running the same command again resumes
-after the last finished stage and continues exactly as an uninterrupted run would.
+encoded. Every finished stage is saved in a work folder beside the output (``FILE.work/``),
+with the data epoch and random generators of the fine-tuning; running the same command again
+resumes after the last finished stage and continues exactly as an uninterrupted run would.
 
 The ``huffman`` stage's accuracy is measured by loading the written file with
 :func:`tc3d.checkpoint.load_model` and evaluating it exactly as ``tc3d test`` does.
