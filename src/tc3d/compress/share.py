@@ -56,10 +56,13 @@ def kmeans_1d(values: np.ndarray, k: int, max_iters: int = 300) -> tuple[np.ndar
     return centroids, np.searchsorted(mid, x, side="left").astype(np.int64)
 
 
-def share_layer(name: str, kind: str, weight: torch.Tensor, mask: torch.Tensor) -> SharedLayer:
+def share_layer(
+    name: str, kind: str, weight: torch.Tensor, mask: torch.Tensor, k: int | None = None
+) -> SharedLayer:
+    """Cluster a layer's surviving weights into ``k`` values (default: A6's count for its kind)."""
     flat = weight.detach().cpu().reshape(-1).numpy()  # logical (row-major) order
     positions = np.flatnonzero(mask.detach().cpu().reshape(-1).numpy())
-    codebook, indices = kmeans_1d(flat[positions], CLUSTERS[kind])
+    codebook, indices = kmeans_1d(flat[positions], k or CLUSTERS[kind])
     return SharedLayer(
         name, tuple(weight.shape), "fc" if kind == "fc" else "conv", codebook, positions, indices
     )
