@@ -109,6 +109,16 @@ def test_kmeans_1d_linear_init_and_nearest_assignment():
     assert np.array_equal(exact[lab], np.float32([0.5, -1.0, 3.0, 0.5]))
 
 
+def test_share_layer_keeps_only_the_masked_weights_in_k_clusters():
+    torch.manual_seed(0)
+    weight = torch.randn(8, 4, 3, 3, 3)
+    mask = prune.magnitude_mask(weight, 0.9)
+    for k, expected in ((None, 256), (16, 16)):
+        layer = share.share_layer("w", "conv", weight, mask, k)
+        assert len(layer.codebook) == expected and layer.indices.max() < expected
+        assert np.array_equal(layer.positions, np.flatnonzero(mask.reshape(-1).numpy()))
+
+
 # ---------------------------------------------------------------------------------------------
 # masks and centroids hold during fine-tuning
 
