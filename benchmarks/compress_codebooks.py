@@ -44,13 +44,9 @@ def main() -> None:
         prune.apply_masks(model, masks)
     split = load_dataset(args.data, None, 1, None) if args.data else None
     device = resolve_device("auto")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.k:
-            layers = [
-                share.share_layer(n, kind, w, masks[n], None if kind == "fc" else k)
-                for n, (kind, w) in prune.prunable_layers(model).items()
-            ]
+            layers = share.share_model(model, masks, conv_k=k)
             out = Path(tmp) / f"k{k}.tc3d"
             written = write_compressed(out, model, layers, loaded, {"model": args.checkpoint})
             row = {"conv_k": k, "file_bytes": written["file_bytes"]}
@@ -59,7 +55,6 @@ def main() -> None:
                 quantized = load_model(out)
                 prepare_model(quantized.model, device)
                 row["top1"] = evaluate(quantized, split.test, device)["top1"]
-            rows.append(row)
             print(json.dumps(row), flush=True)
 
 

@@ -123,9 +123,9 @@ def test_share_layer_keeps_only_the_masked_weights_in_k_clusters():
 # masks and centroids hold during fine-tuning
 
 
-def _tiny_model(classes: int = 3) -> TC3D:
+def _tiny_model(classes: int = 3, dropout: float = 0.0) -> TC3D:
     torch.manual_seed(0)
-    return TC3D(ModelConfig(num_classes=classes, width=0.125, segments=2, dropout=0.0))
+    return TC3D(ModelConfig(num_classes=classes, width=0.125, segments=2, dropout=dropout))
 
 
 def _steps(model, optimizer, n, after_backward, after_step):
@@ -181,10 +181,7 @@ def test_centroid_fine_tuning_sums_member_gradients():
     model = _tiny_model()
     masks = prune.make_masks(model, prune.PRUNE_TARGETS)
     prune.apply_masks(model, masks)
-    layers = [
-        share.share_layer(n, k, w, masks[n]) for n, (k, w) in prune.prunable_layers(model).items()
-    ]
-    shared = share.SharedWeights(model, layers)
+    shared = share.SharedWeights(model, share.share_model(model, masks))
     optimizer = torch.optim.SGD(list(shared.codebooks.values()), lr=0.1)
     name = "backbones.0.layer2.0.conv1.0.weight"
     w = shared.weights[name]
@@ -226,11 +223,7 @@ def tc3d_file(tmp_path_factory):
     loaded = load_model(root / "m.pt")
     masks = prune.make_masks(loaded.model, prune.PRUNE_TARGETS)
     prune.apply_masks(loaded.model, masks)
-    layers = [
-        share.share_layer(n, k, w, masks[n])
-        for n, (k, w) in prune.prunable_layers(loaded.model).items()
-    ]
-    shared = share.SharedWeights(loaded.model, layers)
+    shared = share.SharedWeights(loaded.model, share.share_model(loaded.model, masks))
     written = write_compressed(root / "m.tc3d", loaded.model, shared.to_layers(), loaded, {})
     return root / "m.tc3d", loaded.model, written
 
@@ -318,8 +311,7 @@ def compressed(tmp_path_factory):
         },
     )
     # compression needs a checkpoint, not a good one; dropout makes fine-tuning draw randomness
-    torch.manual_seed(0)
-    model = TC3D(ModelConfig(num_classes=2, width=0.125, segments=2, dropout=0.5))
+    model = _tiny_model(classes=2, dropout=0.5)
     checkpoint = str(root / "m.pt")
     atomic_save(
         {

@@ -390,11 +390,7 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
         elif stage == "quantize":
             if not masks:  # no prune stage: keep every non-zero weight
                 masks = {n: w.detach() != 0 for n, (_, w) in prune.prunable_layers(model).items()}
-            layers = [
-                share.share_layer(n, kind, w, masks[n])
-                for n, (kind, w) in prune.prunable_layers(model).items()
-            ]
-            shared = share.SharedWeights(model, layers)
+            shared = share.SharedWeights(model, share.share_model(model, masks))
             if trainer is not None:
                 optimizer = trainer.optimizer(
                     list(shared.codebooks.values()) + shared.other_parameters(),

@@ -68,6 +68,16 @@ def share_layer(
     )
 
 
+def share_model(
+    model: nn.Module, masks: dict[str, torch.Tensor], conv_k: int | None = None
+) -> list[SharedLayer]:
+    """Every pruned layer shared; ``conv_k`` overrides A6's convolution codebook size."""
+    return [
+        share_layer(n, kind, w, masks[n], None if kind == "fc" else conv_k)
+        for n, (kind, w) in prunable_layers(model).items()
+    ]
+
+
 class SharedWeights:
     """Trainable codebooks standing behind the pruned layers of a model.
 
