@@ -310,6 +310,9 @@ def compressed(tmp_path_factory):
             for n, c in colours.items()
         },
     )
+    broken = [data / "GreenThing" / f"v_GreenThing_g0{g}_c02.avi" for g in (1, 2)]  # test, train
+    for video in broken:
+        video.write_bytes(video.read_bytes()[:300])
     # compression needs a checkpoint, not a good one; dropout makes fine-tuning draw randomness
     model = _tiny_model(classes=2, dropout=0.5)
     checkpoint = str(root / "m.pt")
@@ -330,8 +333,11 @@ def compressed(tmp_path_factory):
 
 
 def test_compress_json_and_file(compressed):
-    _, out, _, result = compressed
+    data, out, _, result = compressed
     assert {"stages", "file", "file_bytes", "ratio"} <= result.keys()
+    assert sorted(s["path"] for s in result["skipped"]) == sorted(
+        str(data / "GreenThing" / f"v_GreenThing_g0{g}_c02.avi") for g in (1, 2)
+    )  # an unreadable test video and an unreadable training video, both reported
     assert [s["stage"] for s in result["stages"]] == list(
         ("baseline", "sparse", "dense", "prune", "quantize", "huffman")
     )

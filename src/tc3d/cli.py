@@ -284,8 +284,7 @@ def cmd_test(args) -> dict:
         f"top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%  "
         f"{result['fps']:.0f} frames/s"
     )
-    for s in result["skipped"]:
-        c.print(f"[yellow]skipped[/yellow] {s['path']}: {s['error']}", highlight=False)
+    _print_skipped(c, result["skipped"])
     return result
 
 
@@ -313,6 +312,12 @@ def cmd_predict(args) -> dict:
 
 
 # --- deep compression: tc3d compress, tc3d inspect ---------------------------------------------
+
+
+def _print_skipped(c, skipped: list[dict]) -> None:
+    """One line per unreadable video that a command left out."""
+    for s in skipped:
+        c.print(f"[yellow]skipped[/yellow] {s['path']}: {s['error']}", highlight=False)
 
 
 def cmd_compress(args) -> dict:
@@ -353,6 +358,7 @@ def cmd_compress(args) -> dict:
             highlight=False,
         )
     c.print(f"report: {result['report']}, plot: {result['plot']}", highlight=False)
+    _print_skipped(c, result.get("skipped", []))  # only with --data
     return result
 
 
@@ -576,8 +582,7 @@ def cmd_anomaly_test(args) -> dict:
         f"{result['videos']} test videos, {result['frames']} frames: frame-level AUC "
         f"{fmt(result['frame_auc'])}  video-level AUC {fmt(result['video_auc'])}"
     )
-    for s in result["skipped"]:
-        c.print(f"[yellow]skipped[/yellow] {s['path']}: {s['error']}", highlight=False)
+    _print_skipped(c, result["skipped"])
     return result
 
 

@@ -240,6 +240,8 @@ class _Trainer:
             result = evaluate(
                 loaded, self.split.test, self.device, workers=self.cfg.workers, progress=update
             )
+        for e in result["skipped"]:  # unreadable test videos: left out of top-1, reported
+            self.skipped[e["path"]] = e["error"]
         return result["top1"]
 
     def prune_progressively(
