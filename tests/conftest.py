@@ -163,3 +163,20 @@ def random_checkpoint(
     }
     atomic_save(ckpt, path)
     return path
+
+
+def run_cli(*args: str, expect: int = 0) -> dict:
+    """Run ``python -m tc3d ARGS`` as a user would; the last JSON line of stdout (or, when
+    there is none, ``{"stderr": ...}``)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == expect, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    result.setdefault("stderr", done.stderr)
+    return result

@@ -169,6 +169,7 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     assert {
         "top1",
         "top1_s1",
+        "top1_scratch",
         "fps",
         "size_bytes",
         "compressed_bytes",
@@ -176,6 +177,10 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     } <= result.keys()
     assert 0 <= result["top1"] <= 100 and result["fps"] > 0 and result["size_bytes"] > 0
     assert (out / "s3" / "best.pt").exists() and (out / "s1" / "best.pt").exists()
+    runs = {
+        name: json.loads((out / name / "config.json").read_text()) for name in ("s3", "s3_scratch")
+    }
+    assert runs["s3"]["init"] == "motion" and runs["s3_scratch"]["init"] == "scratch"
     assert len(result["predictions"]) == 3  # one test video of each tier
     assert result["compressed_bytes"] == (out / "s3.tc3d").stat().st_size < result["size_bytes"]
     assert 0 <= result["compressed_top1"] <= 100

@@ -22,9 +22,12 @@ from tc3d.device import resolve_device
 from tc3d.evaluate import evaluate
 from tc3d.train import TrainConfig, learning_rate, train
 
+# From scratch with SGD: these tests are about the training loop, not the shipped backbone
+# (tests/test_weights.py covers --init motion).
 SMALL = dict(
-    width=0.25, crop=32, frames=4, batch_size=4, lr=0.01, dropout=0.2, workers=0, device="cpu"
-)
+    width=0.25, crop=32, frames=4, batch_size=4, lr=0.01, dropout=0.2, workers=0, device="cpu",
+    init="scratch", optimizer="sgd", fusion="avg", flip=True,
+)  # fmt: skip
 
 
 def test_learns_an_easy_task_and_writes_the_run_folder(tiny_dataset, tmp_path):

@@ -134,22 +134,29 @@ def _skip_init():
             setattr(nn.init, n, f)
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Build the model stored in a training checkpoint or a ``.tc3d`` file, in eval mode on the
-    CPU. A ``.tc3d`` file (recognised by its magic bytes) is decoded to dense weights, so it
-    runs exactly as fast as the checkpoint it came from."""
+def _read_any(path: str | Path) -> dict:
+    """A checkpoint dict from a ``.pt`` checkpoint, a ``.tc3d`` file or a shipped model name
+    (``motion``); a ``.tc3d`` file is decoded to dense weights."""
     from tc3d.compress import encode  # lazy: the compression code imports this module
+    from tc3d.weights import resolve
 
-    if Path(path).is_file() and encode.is_tc3d(path):
+    path = resolve(path)
+    if path.is_file() and encode.is_tc3d(path):
         contents = encode.read_tc3d(path)
-        ckpt = {
+        return {
             "model": encode.state_dict_from(contents),
             "model_config": contents.header.get("model_config"),
             "classes": contents.header.get("classes"),
             "clip": contents.header.get("clip"),
         }
-    else:
-        ckpt = load_checkpoint(path)
+    return load_checkpoint(path)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Build the model stored in a training checkpoint, a ``.tc3d`` file or a shipped model
+    (by name), in eval mode on the CPU. A ``.tc3d`` file (recognised by its magic bytes) is
+    decoded to dense weights, so it runs exactly as fast as the checkpoint it came from."""
+    ckpt = _read_any(path)
     missing = {"model", "model_config", "classes", "clip"} - ckpt.keys()
     if missing:
         raise CheckpointError(f"{path}: not a tc3d checkpoint (missing {sorted(missing)})")
@@ -163,12 +170,24 @@ def load_model(path: str | Path) -> LoadedModel:
         raise CheckpointError(
             f"{path}: checkpoint does not match the model ({first_line})"
         ) from None
-    return LoadedModel(model.eval(), list(ckpt["classes"]), clip, Path(path))
+    from tc3d.weights import resolve
+
+    return LoadedModel(model.eval(), list(ckpt["classes"]), clip, resolve(path))
+
+
+def model_geometry(path: str | Path) -> tuple[float | None, int | None]:
+    """(width, crop) a pretrained model was made with, or None where the file does not say
+    (a torchvision ``r3d_18`` state dict): the defaults of a run that starts from it."""
+    ckpt = _read_any(path)
+    width = (ckpt.get("model_config") or {}).get("width")
+    crop = (ckpt.get("clip") or {}).get("crop")
+    return width, crop
 
 
 def backbone_state_from_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Res3D-18 weights from a tc3d checkpoint or a torchvision-style ``r3d_18`` state dict."""
-    ckpt = load_checkpoint(path)
+    """Res3D-18 weights from a tc3d checkpoint, a ``.tc3d`` file, a shipped model name or a
+    torchvision-style ``r3d_18`` state dict."""
+    ckpt = _read_any(path)
     state = ckpt.get("model", ckpt)
     if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

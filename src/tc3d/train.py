@@ -17,7 +17,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from tc3d.checkpoint import (
     clip_spec_to_dict,
     init_backbones,
     load_checkpoint,
+    model_geometry,
 )
 from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import anomaly_binary, load_dataset
@@ -46,9 +47,48 @@ class TrainError(RuntimeError):
     pass
 
 
+DEFAULT_INIT = "motion"  # the shipped pretrained backbone (DESIGN A11)
+
+# Fine-tuning from the shipped ``motion`` backbone on small data: the defaults. Measured in
+# docs/RESULTS.md ("Fine-tuning recipe"): AdamW at a low learning rate, no flips (a mirror
+# swaps left and right), weighted fusion (the only shared-weight fusion that learns order).
+FINETUNE = dict(
+    optimizer="adamw",
+    lr=5e-4,
+    momentum=0.9,
+    weight_decay=0.05,
+    iters=1000,
+    lr_steps=None,  # 75% and 92% of iters
+    warmup=20,
+    dropout=0.5,
+    flip=False,
+    fusion="weighted",
+)
+# The paper's UCF101 recipe (Section V-B), fine-tuning from Kinetics on a GPU: --recipe paper.
+PAPER = dict(
+    optimizer="sgd",
+    lr=0.005,
+    momentum=0.9,
+    weight_decay=5e-4,
+    iters=20000,
+    lr_steps=[8000, 15000],
+    warmup=0,
+    dropout=0.8,
+    flip=True,
+    fusion="avg",
+    crop=112,
+)
+RECIPES = {"finetune": FINETUNE, "paper": PAPER}
+
+
 @dataclass
 class TrainConfig:
-    """All ``tc3d train`` flags (DESIGN A4); defaults are the paper's."""
+    """All ``tc3d train`` flags (DESIGN A4); defaults are the fine-tuning recipe (``FINETUNE``).
+
+    ``width`` and ``crop`` left at None follow the ``init`` model (0.25 and 96 for ``motion``;
+    1.0 and 112 from scratch). ``init`` None is ``motion``, or scratch when ``width`` is given
+    and differs from motion's (see :func:`starting_point`).
+    """
 
     data: str
     out: str
@@ -57,25 +97,25 @@ class TrainConfig:
     split: int = 1
     splits: str | None = None
     arch: str = "res3d18"
-    width: float = 1.0
+    width: float | None = None
     segments: int = 3
     frames: int = 8
     sampling: str = "consecutive"
     offset: int = 2
-    fusion: str = "avg"
+    fusion: str = FINETUNE["fusion"]
     unshared: bool = False
-    crop: int = 112
-    flip: bool = True
+    crop: int | None = None
+    flip: bool = FINETUNE["flip"]
     batch_size: int = 8
-    optimizer: str = "sgd"  # the paper's; "adamw" learns much faster from scratch on small data
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    iters: int = 20000
-    lr_steps: list[int] = field(default_factory=lambda: [8000, 15000])
-    warmup: int = 0
-    dropout: float = 0.8
-    init: str = "scratch"
+    optimizer: str = FINETUNE["optimizer"]
+    lr: float = FINETUNE["lr"]
+    momentum: float = FINETUNE["momentum"]
+    weight_decay: float = FINETUNE["weight_decay"]
+    iters: int = FINETUNE["iters"]
+    lr_steps: list[int] | None = None  # None: 75% and 92% of iters
+    warmup: int = FINETUNE["warmup"]
+    dropout: float = FINETUNE["dropout"]
+    init: str | None = None
     workers: int = 2
     seed: int = 0
     resume: bool = False
@@ -85,12 +125,42 @@ class TrainConfig:
     device: str = "auto"
 
 
+def lr_steps(cfg: TrainConfig) -> list[int]:
+    if cfg.lr_steps is not None:
+        return list(cfg.lr_steps)
+    return [int(cfg.iters * 0.75), int(cfg.iters * 0.92)]
+
+
 def learning_rate(cfg: TrainConfig, iteration: int) -> float:
     """Multistep decay by 10× at each of ``lr_steps``, after an optional linear warm-up."""
-    lr = cfg.lr * 0.1 ** sum(iteration >= s for s in cfg.lr_steps)
+    lr = cfg.lr * 0.1 ** sum(iteration >= s for s in lr_steps(cfg))
     if cfg.warmup and iteration < cfg.warmup:
         lr *= (iteration + 1) / cfg.warmup
     return lr
+
+
+def starting_point(
+    init: str | None, width: float | None, crop: int | None
+) -> tuple[str, float, int, str | None]:
+    """``(init, width, crop, note)`` of a run: unset width and crop follow the init model.
+
+    With no ``init`` given, a ``width`` other than the shipped backbone's cannot start from it:
+    the run starts from scratch and ``note`` says so (the CLI prints it on stderr).
+    """
+    note = None
+    if init is None:
+        init = DEFAULT_INIT
+        motion_width, _ = model_geometry(DEFAULT_INIT)
+        if width is not None and motion_width is not None and width != motion_width:
+            init = "scratch"
+            note = (
+                f"--width {width:g} differs from the pretrained '{DEFAULT_INIT}' model's "
+                f"{motion_width:g}: training from scratch (give --init to choose)"
+            )
+    if init == "scratch":
+        return init, width or 1.0, crop or 112, note
+    init_width, init_crop = model_geometry(init)
+    return init, width or init_width or 1.0, crop or init_crop or 112, note
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -164,6 +234,30 @@ def build_model(cfg: TrainConfig, num_classes: int) -> TC3D:
     )
 
 
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    video: torch.Tensor,
+    label: torch.Tensor,
+    amp: torch.autocast | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+) -> tuple[float, torch.Tensor]:
+    """One step on a batch ``(N, S, 3, k, H, W)``: video-level cross-entropy of the fused
+    scores (Eq. 2), backward through the fusion (Eq. 3), update. Returns (loss, logits)."""
+    net.train()
+    if amp:
+        with amp:
+            logits = net(video)
+    else:
+        logits = net(video)
+    loss = loss_fn(logits.float(), label)
+    optimizer.zero_grad(set_to_none=True)
+    if math.isfinite(loss.item()):
+        loss.backward()
+        optimizer.step()
+    return loss.item(), logits.detach()
+
+
 def _evaluate(
     model: TC3D, split, spec: ClipSpec, cfg: TrainConfig, device, rank: int, world: int
 ) -> dict:
@@ -205,6 +299,10 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
             "use bf16 for inference only",
             stacklevel=2,
         )
+    init, width, crop, note = starting_point(cfg.init, cfg.width, cfg.crop)
+    if note:
+        log.warning(note)
+    cfg = replace(cfg, init=init, width=width, crop=crop)
     out = Path(cfg.out).resolve()
     run = _Run(out, rank)
     split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
@@ -313,28 +411,17 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
                     if e["path"] not in skipped:
                         log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
                     skipped[e["path"]] = e["error"]
-                net.train()
                 video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
                 label = batch["label"].to(device)
-                if amp:
-                    with amp:
-                        logits = net(video)
-                else:
-                    logits = net(video)
-                loss = F.cross_entropy(logits.float(), label)
-                if not math.isfinite(loss.item()):
-                    raise TrainError(
-                        f"loss became {loss.item()} at iteration {iteration}; lower --lr"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = train_step(net, optimizer, video, label, amp)
+                if not math.isfinite(loss):
+                    raise TrainError(f"loss became {loss} at iteration {iteration}; lower --lr")
                 iteration += 1
-                running["loss"] += loss.item() * len(label)
+                running["loss"] += loss * len(label)
                 running["correct"] += (logits.argmax(1) == label).sum().item()
                 running["seen"] += len(label)
                 if progress and rank == 0:
-                    progress(iteration, cfg.iters, {"loss": loss.item(), "lr": lr})
+                    progress(iteration, cfg.iters, {"loss": loss, "lr": lr})
                 if iteration % 10 == 0 or iteration == cfg.iters:
                     run.log(
                         {
