@@ -47,7 +47,7 @@ from tc3d.device import (
     to_device,
 )
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.train import TrainError, make_optimizer, train_step
+from tc3d.train import TrainError, _Run, make_optimizer, train_step
 
 log = logging.getLogger(__name__)
 
@@ -154,25 +154,20 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
     model = prepare_model(build_model(cfg), device)
     optimizer = make_optimizer(model, cfg)
     iteration, best = 0, -1.0
-    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    run = _Run(out, rank=0)  # log.jsonl, cut back to the checkpoint on resume, as train's
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         iteration, best = ckpt["iteration"], ckpt["best_top1"]
         set_rng_state(ckpt["rng"])
-        kept = (
-            [ln for ln in log_path.read_text().splitlines() if ln.strip()]
-            if log_path.exists()
-            else []
-        )
-        kept = [ln for ln in kept if json.loads(ln).get("iter", 0) <= iteration]
-        atomic_write_text("".join(ln + "\n" for ln in kept), log_path)
+        run.truncate_log(iteration)
         log.info("resumed from %s at iteration %d", last_path, iteration)
     else:
         if cfg.resume:
             log.warning("--resume: no %s yet, starting from scratch", last_path)
-        log_path.unlink(missing_ok=True)
+        run.log_path.unlink(missing_ok=True)
     atomic_write_text(json.dumps(asdict(cfg), indent=2) + "\n", out / "config.json")
 
     val_stream = ProceduralBatches(cfg.batch_size, cfg.seed + VAL_SEED_OFFSET, render_cfg)
@@ -185,10 +180,6 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
         prefetch_factor=4 if cfg.workers else None,
         pin_memory=device.type == "cuda",
     )
-
-    def write_log(record: dict) -> None:
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
 
     def checkpoint(metrics: dict | None) -> None:
         nonlocal best
@@ -240,7 +231,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
                 progress(iteration, cfg.iters, {"loss": loss, "lr": lr})
             if iteration % 10 == 0 or iteration == cfg.iters:
                 elapsed = window["wait"] + window["busy"]
-                write_log(
+                run.log(
                     {
                         "iter": iteration,
                         "lr": lr,
@@ -254,7 +245,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
                 window = dict.fromkeys(window, 0)
             if iteration % cfg.eval_every == 0 or iteration in (cfg.iters, cfg.stop_at):
                 metrics = validate(model, val_batches, device)
-                write_log({"iter": iteration, **metrics})
+                run.log({"iter": iteration, **metrics})
                 checkpoint(metrics)
                 waited_since = time.perf_counter()  # validation is not data wait
     except KeyboardInterrupt:

@@ -148,18 +148,17 @@ def starting_point(
     the run starts from scratch and ``note`` says so (the CLI prints it on stderr).
     """
     note = None
-    if init is None:
-        init = DEFAULT_INIT
-        motion_width, _ = model_geometry(DEFAULT_INIT)
-        if width is not None and motion_width is not None and width != motion_width:
-            init = "scratch"
-            note = (
-                f"--width {width:g} differs from the pretrained '{DEFAULT_INIT}' model's "
-                f"{motion_width:g}: training from scratch (give --init to choose)"
-            )
+    given = init
+    init = DEFAULT_INIT if given is None else given
+    init_width, init_crop = (None, None) if init == "scratch" else model_geometry(init)
+    if given is None and width is not None and init_width is not None and width != init_width:
+        init = "scratch"
+        note = (
+            f"--width {width:g} differs from the pretrained '{DEFAULT_INIT}' model's "
+            f"{init_width:g}: training from scratch (give --init to choose)"
+        )
     if init == "scratch":
         return init, width or 1.0, crop or 112, note
-    init_width, init_crop = model_geometry(init)
     return init, width or init_width or 1.0, crop or init_crop or 112, note
 
 
