@@ -181,6 +181,7 @@ def _train_config(args):
         "iters": args.iters,
         "warmup": args.warmup,
         "dropout": args.dropout,
+        "freeze": args.freeze,
     }
     if args.lr_steps is not None:
         given["lr_steps"] = [int(s) for s in args.lr_steps.split(",") if s.strip()]
@@ -935,6 +936,10 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         "--warmup", type=int, default=None, help=f"linear warm-up steps ({both('warmup')})"
     )
     p.add_argument("--dropout", type=float, default=None, help=both("dropout"))
+    p.add_argument(
+        "--freeze", type=int, default=None, choices=range(6), metavar="N",
+        help=f"keep the first N backbone stages (stem, layer1-4) fixed ({both('freeze')})",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

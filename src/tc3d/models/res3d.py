@@ -73,7 +73,25 @@ class Res3D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c4, num_classes)
         self.feature_dim = c4
+        self.frozen_stages = 0
         self._init_weights()
+
+    def stages(self) -> list[nn.Module]:
+        return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def freeze(self, stages: int) -> None:
+        """Keep the first ``stages`` stages (stem, layer1..layer4) fixed while training: no
+        gradient, and their batch norms keep the running statistics they were trained with."""
+        self.frozen_stages = stages
+        for stage in self.stages()[:stages]:
+            stage.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Res3D:
+        super().train(mode)
+        for stage in self.stages()[: self.frozen_stages]:
+            stage.eval()
+        return self
 
     @staticmethod
     def _make_layer(in_planes: int, planes: int, stride: int) -> nn.Sequential:

@@ -1,0 +1,144 @@
+"""The Python API (DESIGN A8): what the CLI, the web page and cluster workers call.
+
+```python
+import tc3d
+model = tc3d.load_model("motion")            # a .pt checkpoint, a .tc3d file or a shipped name
+model.classes                                # list[str]
+model.predict(["a.mp4", "b.avi"], top=5)     # the ``results`` of ``tc3d predict --json``
+model.features(["a.mp4"], layers=("pool5",)) # {layer: (N, dim), "videos": [...], "failed": [...]}
+```
+
+Bad videos are reported in the returned data (``{"video", "error"}``), never raised: a batch
+job over thousands of files should not stop at the first broken one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tc3d.checkpoint import LoadedModel
+from tc3d.checkpoint import load_model as _load_checkpoint
+from tc3d.data.sampling import SamplingConfig
+from tc3d.device import prepare_model, resolve_device
+from tc3d.infer.engine import PRECISIONS, Engine, make_engine
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Model:
+    """A loaded model on its device at one precision, with the clip geometry it reads."""
+
+    loaded: LoadedModel
+    device: torch.device
+    precision: str = "fp32"
+    batch_size: int = 4
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.loaded.classes
+
+    @property
+    def clip(self):
+        """The :class:`~tc3d.data.dataset.ClipSpec` (S, k, sampling, offset, crop) in use."""
+        return self.loaded.clip
+
+    @property
+    def source(self) -> Path:
+        return self.loaded.source
+
+    def engine(self, calibration_fallback: Sequence[str | Path] = ()) -> Engine:
+        """The inference engine, made on first use (int8 calibrates then)."""
+        if self._engine is None:
+            self._engine = make_engine(
+                self.loaded, self.device, self.precision, calibration_fallback
+            )
+        return self._engine
+
+    def predict(
+        self, videos: Sequence[str | Path], top: int = 5, progress: Progress | None = None
+    ) -> list[dict]:
+        """Per video, in order: ``{"video", "labels": [{"label", "prob"}, ...]}`` (the ``top``
+        most likely classes) or ``{"video", "error"}``."""
+        from tc3d.evaluate import predict
+
+        paths = [str(v) for v in videos]
+        return predict(
+            self.loaded,
+            paths,
+            self.device,
+            top,
+            self.precision,
+            self.batch_size,
+            progress,
+            self.engine(paths),
+        )
+
+    def features(
+        self,
+        videos: Sequence[str | Path],
+        layers: Sequence[str] = ("pool5",),
+        names: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict:
+        """``{layer: (N, dim) float32, ..., "videos": [...], "failed": [{"video", "error"}]}``,
+        as ``tc3d features`` writes them: per video the layer averaged over every
+        non-overlapping clip, L2-normalised; rows follow ``videos`` named by ``names`` (the
+        paths by default), readable videos only."""
+        from tc3d.apps.similarity import extract_features
+
+        paths = [Path(v) for v in videos]
+        feats = extract_features(
+            self.loaded,
+            paths,
+            self.device,
+            tuple(layers),
+            self.precision,
+            self.batch_size,
+            names,
+            progress,
+            self.engine(paths),
+        )
+        failed = [{"video": f["path"], "error": f["error"]} for f in feats.failed]
+        out: dict = {k: v.astype(np.float32) for k, v in feats.layers.items()}
+        out["videos"] = list(feats.videos)
+        out["failed"] = failed
+        return out
+
+
+def load_model(
+    model: str | Path,
+    device: str = "auto",
+    precision: str = "fp32",
+    *,
+    segments: int | None = None,
+    frames: int | None = None,
+    sampling: str | None = None,
+    offset: int | None = None,
+    crop: int | None = None,
+    batch_size: int = 4,
+) -> Model:
+    """Load a checkpoint, a ``.tc3d`` file or a shipped model (``motion``) ready to run.
+
+    ``segments`` ... ``crop`` override the clip geometry stored with the model (as the CLI's
+    flags of the same names do). Raises :class:`~tc3d.checkpoint.CheckpointError` (one line)
+    for a file that is not a tc3d model.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    loaded = _load_checkpoint(model)
+    if any(v is not None for v in (segments, frames, sampling, offset, crop)):
+        s = loaded.clip.sampling
+        geometry = SamplingConfig(
+            segments or s.segments, frames or s.frames, sampling or s.strategy, offset or s.offset
+        )
+        loaded.clip = replace(loaded.clip, sampling=geometry, crop=crop or loaded.clip.crop)
+    dev = resolve_device(device)
+    prepare_model(loaded.model.to(dev), dev)
+    return Model(loaded, dev, precision, batch_size)
