@@ -3,7 +3,7 @@
 # docs/RESULTS.md ("The shipped backbone"). Safe to run again after an interruption: the
 # pretraining resumes from runs/motion/last.pt and the finished steps are skipped.
 #
-#   bash benchmarks/pretrain_motion.sh            # ~35 min on 2 idle CPU cores
+#   bash benchmarks/pretrain_motion.sh            # ~45 min on 2 idle CPU cores
 #   DEVICE=cuda WIDTH=1.0 bash benchmarks/pretrain_motion.sh   # a full-width one on a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ TC3D=${TC3D:-.venv/bin/tc3d}
 RUN=${RUN:-runs/motion}
 WIDTH=${WIDTH:-0.25}
 ITERS=${ITERS:-3600}
-STOP=${STOP:-2600}  # the shipped run stopped here, on the session's time budget (RESULTS)
+STOP=${STOP:-3600}
 DEVICE=${DEVICE:-auto}
 OUT=${OUT:-src/tc3d/weights/motion.tc3d}
 

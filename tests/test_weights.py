@@ -86,19 +86,28 @@ def test_motion_features_group_by_motion_not_look(tmp_path):
     assert np.mean(same_motion) > np.mean(same_look)
 
 
-def test_train_starts_from_motion_by_default(tiny_dataset, tmp_path):
+def test_train_fine_tunes_motion_by_default(tiny_dataset, tmp_path):
+    """The default recipe: motion's stem..layer3 stay as shipped (weights and batch-norm
+    statistics), layer4 adapts, and the new classifier and fusion learn 40x faster."""
     out = tmp_path / "ft"
     run_cli(
-        "train", "--data", str(tiny_dataset), "--out", str(out), "--iters", "1", "--lr", "0",
+        "train", "--data", str(tiny_dataset), "--out", str(out), "--iters", "2",
         "--frames", "4", "--batch-size", "4", "--workers", "0", "--json",
     )  # fmt: skip
     config = json.loads((out / "config.json").read_text())
     assert config["init"] == "motion" and config["width"] == 0.25 and config["crop"] == 96
+    assert config["freeze"] == 4 and config["head_lr_scale"] == 40
     trained = load_model(out / "last.pt").model.backbone.state_dict()
     shipped = backbone_state_from_file("motion")
-    for key in ("stem.0.weight", "layer4.1.conv2.0.weight"):  # lr 0: still motion's weights
+    for key in ("stem.0.weight", "stem.1.running_mean", "layer3.1.conv2.0.weight",
+                "layer3.1.conv2.1.running_var"):  # fmt: skip
         assert torch.equal(trained[key], shipped[key]), key
+    for key in ("layer4.1.conv2.0.weight", "layer4.1.conv2.1.running_mean"):
+        assert not torch.equal(trained[key], shipped[key]), key
     assert trained["fc.weight"].shape[0] == 3  # a new classifier for the 3 classes
+    groups = torch.load(out / "last.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 40.0]
+    assert groups[1]["lr"] == pytest.approx(40 * groups[0]["lr"])
 
 
 @pytest.mark.parametrize("init", [None, "scratch"])
@@ -111,4 +120,5 @@ def test_another_width_without_init_trains_from_scratch_and_says_so(tiny_dataset
     )  # fmt: skip
     config = json.loads((tmp_path / "w" / "config.json").read_text())
     assert config["init"] == "scratch" and config["width"] == 0.125
+    assert config["freeze"] == 0 and config["head_lr_scale"] == 1  # nothing to keep
     assert ("training from scratch" in result["stderr"]) == (init is None)

@@ -182,6 +182,7 @@ def _train_config(args):
         "warmup": args.warmup,
         "dropout": args.dropout,
         "freeze": args.freeze,
+        "head_lr_scale": args.head_lr_scale,
     }
     if args.lr_steps is not None:
         given["lr_steps"] = [int(s) for s in args.lr_steps.split(",") if s.strip()]
@@ -938,7 +939,13 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=None, help=both("dropout"))
     p.add_argument(
         "--freeze", type=int, default=None, choices=range(6), metavar="N",
-        help=f"keep the first N backbone stages (stem, layer1-4) fixed ({both('freeze')})",
+        help="keep the first N backbone stages (stem, layer1-4) fixed (default 4 from a "
+        "pretrained --init, 0 from scratch or with --recipe paper)",
+    )  # fmt: skip
+    p.add_argument(
+        "--head-lr-scale", type=float, default=None, metavar="X",
+        help="the classifier and fusion learn at X times --lr (default 40 from a pretrained "
+        "--init, 1 from scratch or with --recipe paper)",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
