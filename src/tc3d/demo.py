@@ -225,12 +225,15 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
     lap("speed")
     loaded = load_model(s3["checkpoint"])
     split = load_dataset(data)
-    picks = []
+    picks, truth = [], []
     for names in info["tiers"].values():  # one test video from each tier
         label = split.classes.index(names[0])
         picks += [str(i.path) for i in split.test if i.label == label][:1]
+        truth += [names[0]]
     with progress("4/5 predicting") as update:
         predictions = predict(loaded, picks, resolve_device("cpu"), top_k=3, progress=update)
+    for p, true in zip(predictions, truth):
+        p["true_label"] = true
     lap("predict")
 
     size_bytes = 4 * s3["params"]  # fp32 weights: the model's natural storage (DESIGN A6)
@@ -333,8 +336,10 @@ def _print_summary(s: dict, console) -> None:
     for p in s["predictions"]:
         if "labels" in p:
             top = p["labels"][0]
+            verdict = "right" if top["label"] == p["true_label"] else f"wrong: {p['true_label']}"
             console.print(
-                f"predict {Path(p['video']).name}: {top['label']} ({100 * top['prob']:.0f}%)",
+                f"predict {Path(p['video']).name}: {top['label']} ({100 * top['prob']:.0f}%, "
+                f"{verdict})",
                 highlight=False,
             )
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in s["step_seconds"].items())
