@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from tc3d.checkpoint import atomic_save, clip_spec_to_dict
+from tc3d.checkpoint import save_model
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.models.complexity import count_parameters
@@ -31,15 +31,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = TC3D(ModelConfig(num_classes=args.classes, width=args.width, segments=3))
     spec = ClipSpec(SamplingConfig(3, 8, "consecutive", 2), crop=112)
-    atomic_save(
-        {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
-            "classes": [f"class{i:03d}" for i in range(args.classes)],
-        },
-        args.out,
-    )
+    save_model(args.out, model, [f"class{i:03d}" for i in range(args.classes)], spec)
     print(f"{args.out}: {count_parameters(model):,} parameters (random init, seed {args.seed})")
 
 

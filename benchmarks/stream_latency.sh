@@ -15,7 +15,7 @@ mkdir -p "$WORK"
 import sys
 from pathlib import Path
 import torch
-from tc3d.checkpoint import atomic_save, clip_spec_to_dict
+from tc3d.checkpoint import save_model
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.infer.bench import synthetic_videos
@@ -25,10 +25,8 @@ work = Path(sys.argv[1])
 for width in (1.0, 0.25):
     torch.manual_seed(0)
     model = TC3D(ModelConfig(101, width=width)).eval()
-    atomic_save({"model": model.state_dict(), "model_config": model.cfg.to_dict(),
-                 "classes": [f"class{i:03d}" for i in range(101)],
-                 "clip": clip_spec_to_dict(ClipSpec(SamplingConfig()))},
-                work / f"width{width}.pt")
+    save_model(work / f"width{width}.pt", model, [f"class{i:03d}" for i in range(101)],
+               ClipSpec(SamplingConfig()))
 synthetic_videos(4, work / "videos")
 PY
 for width in 1.0 0.25; do

@@ -147,7 +147,7 @@ def random_checkpoint(
     """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps)."""
     import torch
 
-    from tc3d.checkpoint import atomic_save, clip_spec_to_dict
+    from tc3d.checkpoint import save_model
     from tc3d.data.dataset import ClipSpec
     from tc3d.data.sampling import SamplingConfig
     from tc3d.models.tc3d import TC3D, ModelConfig
@@ -155,13 +155,7 @@ def random_checkpoint(
     torch.manual_seed(seed)
     model = TC3D(ModelConfig(num_classes=len(classes), width=0.25, segments=segments, dropout=0))
     spec = ClipSpec(SamplingConfig(segments, frames, "consecutive", 2), crop)
-    ckpt = {
-        "model": model.state_dict(),
-        "model_config": model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(spec),
-        "classes": classes,
-    }
-    atomic_save(ckpt, path)
+    save_model(path, model, classes, spec)
     return path
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tc3d.checkpoint import CheckpointError, atomic_save, init_backbones, load_checkpoint
+from tc3d.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
+from tc3d.data.dataset import ClipSpec
+from tc3d.data.sampling import SamplingConfig
+from tc3d.io import atomic_save
 from tc3d.models.res3d import res3d18
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.pretrained import init_backbones
 
 
 def test_atomic_save_leaves_only_the_target(tmp_path):
@@ -64,3 +68,45 @@ def test_init_with_the_wrong_width_is_an_error(tmp_path):
     torch.save(res3d18(num_classes=5, width=0.5).state_dict(), tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="check --width"):
         init_backbones(TC3D(ModelConfig(num_classes=5, width=0.25)), tmp_path / "w.pth")
+
+
+def test_save_model_writes_the_schema_and_load_model_rebuilds_it(tmp_path):
+    torch.manual_seed(0)
+    model = TC3D(ModelConfig(num_classes=3, width=0.25, segments=2, fusion="weighted"))
+    spec = ClipSpec(SamplingConfig(2, 4, "uniform", 3), crop=48, flip=False)
+    save_model(tmp_path / "m.pt", model, ["a", "b", "c"], spec, iteration=7)
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert set(ckpt) == {"model", "model_config", "clip", "classes", "iteration"}
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.classes == ["a", "b", "c"] and loaded.clip == spec
+    assert loaded.model.cfg == model.cfg and not loaded.model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="model_config"):
+        save_model(tmp_path / "x.pt", model, ["a"], spec, model_config={})
+
+
+def test_loading_skips_random_init_only_in_its_own_thread(tmp_path):
+    """Another thread building a model meanwhile still gets its random initialisation."""
+    import threading
+
+    from tc3d.checkpoint import _WithoutRandomInit
+
+    torch.manual_seed(1)
+    expected = res3d18(num_classes=3, width=0.25).stem[0].weight
+    built = {}
+
+    def build():
+        torch.manual_seed(1)
+        built["w"] = res3d18(num_classes=3, width=0.25).stem[0].weight
+
+    with _WithoutRandomInit():
+        thread = threading.Thread(target=build)
+        thread.start()
+        thread.join()
+        zeros = torch.zeros(3, 4)
+        torch.nn.init.normal_(zeros)  # a no-op here
+    assert torch.equal(built["w"], expected)
+    assert torch.equal(zeros, torch.zeros(3, 4))
+    torch.nn.init.normal_(zeros)
+    assert zeros.abs().sum() > 0  # and normal again outside

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tc3d.checkpoint import CheckpointError, atomic_save, clip_spec_to_dict, load_model
+from tc3d.checkpoint import CheckpointError, load_model, save_model
 from tc3d.compress import encode, huffman, prune, share
 from tc3d.compress.pipeline import STAGES, write_compressed
 from tc3d.data.dataset import ClipSpec
@@ -213,13 +213,7 @@ def tc3d_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("tc3d")
     model = _tiny_model()
     spec = ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=16)
-    ckpt = {
-        "model": model.state_dict(),
-        "model_config": model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(spec),
-        "classes": ["a", "b", "c"],
-    }
-    atomic_save(ckpt, root / "m.pt")
+    save_model(root / "m.pt", model, ["a", "b", "c"], spec)
     loaded = load_model(root / "m.pt")
     masks = prune.make_masks(loaded.model, prune.PRUNE_TARGETS)
     prune.apply_masks(loaded.model, masks)
@@ -316,15 +310,12 @@ def compressed(tmp_path_factory):
     # compression needs a checkpoint, not a good one; dropout makes fine-tuning draw randomness
     model = _tiny_model(classes=2, dropout=0.5)
     checkpoint = str(root / "m.pt")
-    atomic_save(
-        {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=32)),
-            "classes": ["RedThing", "GreenThing"],  # classInd order
-            "train_config": {"optimizer": "sgd", "lr": 0.01},
-        },
+    save_model(
         checkpoint,
+        model,
+        ["RedThing", "GreenThing"],  # classInd order
+        ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=32),
+        train_config={"optimizer": "sgd", "lr": 0.01},
     )
     out = root / "m.tc3d"
     args = ["compress", "--model", checkpoint, "--out", str(out), "--data", str(data),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import indexed_video
 
-from tc3d.checkpoint import atomic_save, clip_spec_to_dict, load_model
+from tc3d.checkpoint import load_model, save_model
 from tc3d.cli import main
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.sampling import SamplingConfig
@@ -29,15 +29,7 @@ def tiny(tmp_path_factory) -> tuple[Path, list[Path]]:
     torch.manual_seed(0)
     model = TC3D(ModelConfig(len(CLASSES), width=0.25, segments=3, fusion="weighted"))
     checkpoint = root / "tiny.pt"
-    atomic_save(
-        {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "classes": CLASSES,
-            "clip": clip_spec_to_dict(SPEC),
-        },
-        checkpoint,
-    )
+    save_model(checkpoint, model, CLASSES, SPEC)
     videos = [indexed_video(root / f"v{i}.avi", n) for i, n in enumerate((40, 31, 52))]
     return checkpoint, videos
 

@@ -62,7 +62,7 @@ def test_layout_and_split_files(dataset):
 
     on_disk = {p.relative_to(root).as_posix() for p in root.glob("*/*.avi")}
     assert on_disk == set(train) | test
-    assert not list(root.rglob("*.part"))
+    assert not list(root.rglob("*.part")) and not list(root.rglob(".*.tmp"))  # temp files
     for cls in names:  # train and test never share a group (scene), test = the first group
         test_groups = {int(pattern.match(r).group(3)) for r in test if r.startswith(cls + "/")}
         train_groups = {g for c, g in train.values() if c == cls}

@@ -4,6 +4,7 @@ and kill -9, and it runs under torchrun with two gloo processes."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -17,10 +18,20 @@ import torch
 from conftest import add_broken_files
 
 from tc3d.checkpoint import load_checkpoint, load_model
+from tc3d.data.dataset import ClipSpec
 from tc3d.data.formats import load_dataset
-from tc3d.device import resolve_device
+from tc3d.data.sampling import SamplingConfig
+from tc3d.device import resolve_device, set_rng_state
 from tc3d.evaluate import evaluate
-from tc3d.train import TrainConfig, learning_rate, train
+from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.train import (
+    TrainConfig,
+    TrainError,
+    learning_rate,
+    make_loader,
+    train,
+    train_one_epoch,
+)
 
 # From scratch with SGD: these tests are about the training loop, not the shipped backbone
 # (tests/test_weights.py covers --init motion).
@@ -59,11 +70,49 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "halves" / "last.pt")
     assert b["iteration"] == 8
+    assert set(b["rng"][0]) == {"cpu", "cuda"}  # device.rng_state: CUDA's generators too
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     log = [json.loads(x) for x in (tmp_path / "halves" / "log.jsonl").read_text().splitlines()]
     iters = [r["iter"] for r in log if "loss" in r]
     assert iters == sorted(set(iters))  # no step logged twice
+
+
+def test_train_one_epoch_counts_steps_follows_the_schedule_and_stops_on_nan(tiny_dataset):
+    split = load_dataset(tiny_dataset)  # 12 training videos: 3 batches of 4
+    spec = ClipSpec(SamplingConfig(1, 4, "consecutive", 2), crop=32)
+    device = resolve_device("cpu")
+    loader = make_loader(split.train, spec, 4, 0, 0, device)
+    torch.manual_seed(0)
+    model = TC3D(ModelConfig(3, width=0.25, segments=1, dropout=0))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    skipped: dict[str, str] = {}
+    loader.sampler.set_epoch(0, start_batch=1)  # resumed after the first batch
+    steps = list(
+        train_one_epoch(model, optimizer, loader, device, skipped, first=5, lr=lambda i: i / 100)
+    )
+    assert [s.iteration for s in steps] == [6, 7]
+    assert [s.lr for s in steps] == [0.05, 0.06] and optimizer.param_groups[0]["lr"] == 0.06
+    assert all(s.logits.shape == (4, 3) and math.isfinite(s.loss) for s in steps)
+    assert skipped == {}
+
+    def nan(logits, label):
+        return logits.sum() * float("nan")
+
+    loader.sampler.set_epoch(1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TrainError, match="loss became nan at iteration 8"):
+        next(train_one_epoch(model, optimizer, loader, device, skipped, first=8, loss_fn=nan))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))  # no update
+    with pytest.raises(TrainError, match="12 training videos are fewer than one batch \\(13\\)"):
+        make_loader(split.train, spec, 13, 0, 0, device)
+
+
+def test_a_bare_cpu_rng_state_from_older_checkpoints_still_restores():
+    state = torch.get_rng_state()
+    expected = torch.rand(3)
+    set_rng_state(state)  # train checkpoints held only this before they kept CUDA's state too
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_schedule():
@@ -151,7 +200,7 @@ def test_ddp_with_two_gloo_processes(tiny_dataset, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["iteration"] == 6 and len(ckpt["rng"]) == 2  # one RNG state per rank
-    assert not torch.equal(ckpt["rng"][0], ckpt["rng"][1])
+    assert not torch.equal(ckpt["rng"][0]["cpu"], ckpt["rng"][1]["cpu"])
     # Each rank takes its own half of every epoch: 12 train videos, batch 2 × 2 ranks.
     records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "epoch" in r][-1] == 1

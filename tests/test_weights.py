@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import run_cli, write_video
 
-from tc3d.checkpoint import backbone_state_from_file, load_model
+from tc3d.checkpoint import load_model
 from tc3d.data.procedural import class_names
+from tc3d.pretrained import backbone_state_from_file
 from tc3d.weights import SHIPPED, resolve, shipped_path
 
 MOTION = shipped_path("motion")

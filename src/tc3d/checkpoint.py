@@ -1,72 +1,36 @@
-"""Checkpoints: plain dicts of tensors and JSON-able config, written atomically, loaded safely.
+"""The one checkpoint schema: what a model file holds, how it is written and read.
 
-A checkpoint holds ``model`` (state dict), ``model_config``, ``clip`` (sampling and crop the
-model was trained with), ``classes``, and, for resuming, ``optimizer``, ``iteration``,
-``rng`` and ``train_config``. Everything loads with ``torch.load(weights_only=True)``: opening
-a checkpoint never runs code from the file.
-
-Writes go to a temporary file in the same directory, are flushed to disk, then renamed over the
-target: a crash or ``kill -9`` mid-write leaves the previous checkpoint intact.
+A checkpoint is a plain dict: ``model`` (state dict), ``model_config``, ``clip`` (sampling and
+crop the model was trained with) and ``classes``, written by :func:`save_model`; a training
+run adds ``optimizer``, ``iteration``, ``rng``, ``train_config`` and the like for resuming.
+Everything loads with ``torch.load(weights_only=True)``: opening a checkpoint never runs code
+from the file. :func:`load_model` builds the model from a ``.pt`` checkpoint, a ``.tc3d`` file
+(:mod:`tc3d.compress.encode`, whose header carries the same ``model_metadata``) or the name of
+a shipped model. Writes are atomic (:mod:`tc3d.io`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
+from tc3d.compress import encode
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.sampling import SamplingConfig
+from tc3d.io import atomic_save
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.weights import resolve
 
-log = logging.getLogger(__name__)
+SCHEMA = ("model", "model_config", "clip", "classes")
 
 
 class CheckpointError(RuntimeError):
     """A model file that cannot be used; str(e) is one line for the user."""
-
-
-def _atomic_write(path: str | Path, mode: str, write) -> None:
-    """Write through ``write(file)`` into a temp file beside ``path``, fsync, then rename.
-
-    A crash at any point leaves either the old file or the new one, never a torn one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(obj, path: str | Path) -> None:
-    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(text: str, path: str | Path) -> None:
-    _atomic_write(path, "w", lambda f: f.write(text))
-
-
-def atomic_write_bytes(data: bytes, path: str | Path) -> None:
-    _atomic_write(path, "wb", lambda f: f.write(data))
-
-
-def atomic_write_with(path: str | Path, write) -> None:
-    """Any binary writer (``fig.savefig``, ``PIL.Image.save``) given the open temp file."""
-    _atomic_write(path, "wb", write)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -114,40 +78,70 @@ def clip_spec_from_dict(d: dict) -> ClipSpec:
     return ClipSpec(sampling=sampling, crop=d["crop"], flip=d.get("flip", True))
 
 
-@contextlib.contextmanager
-def _skip_init():
-    """Build a model without its random initialisation, for weights that are loaded next.
+def model_metadata(model: TC3D, classes: list[str], clip: ClipSpec) -> dict:
+    """What rebuilds a model and feeds it: the keys a checkpoint and a ``.tc3d`` header share."""
+    return {
+        "classes": list(classes),
+        "model_config": model.cfg.to_dict(),
+        "clip": clip_spec_to_dict(clip),
+    }
+
+
+def save_model(path: str | Path, model: TC3D, classes: list[str], clip: ClipSpec, **extra) -> None:
+    """Write a checkpoint atomically; ``extra`` (resume state, ``train_config``) is stored
+    beside the schema keys, which it may not replace."""
+    clash = set(SCHEMA) & extra.keys()
+    if clash:
+        raise ValueError(f"save_model: {sorted(clash)} are written from the model itself")
+    atomic_save(
+        {"model": model.state_dict(), **model_metadata(model, classes, clip), **extra}, path
+    )
+
+
+_RANDOM_FILLS = frozenset(
+    {
+        torch.Tensor.uniform_,
+        torch.Tensor.normal_,
+        nn.init.uniform_,
+        nn.init.normal_,
+        nn.init.trunc_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.kaiming_normal_,
+        nn.init.xavier_uniform_,
+        nn.init.xavier_normal_,
+    }
+)
+
+
+class _WithoutRandomInit(TorchFunctionMode):
+    """Build a model without drawing its random initial weights, for weights loaded next.
 
     Drawing 33 M random numbers costs 0.6 s for the full-width model, more than decoding a
-    ``.tc3d`` file. (The meta device would do the same, but its first use imports ~2 s of
-    symbolic-shape machinery.) ``load_state_dict(strict=True)`` then guarantees that every
-    tensor was replaced.
+    ``.tc3d`` file; inside this mode the random initialisers leave the tensor as allocated.
+    A torch-function mode is local to the thread that enters it: unlike patching ``nn.init``,
+    it cannot leave a model that another thread builds meanwhile uninitialised. (The meta
+    device would do the same, but its first use imports ~2 s of symbolic-shape machinery.)
+    ``load_state_dict(strict=True)`` then guarantees that every tensor was replaced.
     """
-    names = ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "ones_", "zeros_")
-    saved = {n: getattr(nn.init, n) for n in names}
-    for n in names:
-        setattr(nn.init, n, lambda tensor, *args, **kwargs: tensor)
-    try:
-        yield
-    finally:
-        for n, f in saved.items():
-            setattr(nn.init, n, f)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _RANDOM_FILLS:  # nn.init dispatches with the tensor as a keyword
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
-def _read_any(path: str | Path) -> dict:
+def read_model_file(path: str | Path) -> dict:
     """A checkpoint dict from a ``.pt`` checkpoint, a ``.tc3d`` file or a shipped model name
     (``motion``); a ``.tc3d`` file is decoded to dense weights."""
-    from tc3d.compress import encode  # lazy: the compression code imports this module
-    from tc3d.weights import resolve
-
     path = resolve(path)
     if path.is_file() and encode.is_tc3d(path):
-        contents = encode.read_tc3d(path)
-        return {
-            "model": encode.state_dict_from(contents),
-            "model_config": contents.header.get("model_config"),
-            "classes": contents.header.get("classes"),
-            "clip": contents.header.get("clip"),
+        try:
+            contents = encode.read_tc3d(path)
+        except encode.Tc3dError as e:
+            raise CheckpointError(str(e)) from None
+        return {"model": encode.state_dict_from(contents)} | {
+            k: contents.header.get(k) for k in SCHEMA[1:]
         }
     return load_checkpoint(path)
 
@@ -156,12 +150,12 @@ def load_model(path: str | Path) -> LoadedModel:
     """Build the model stored in a training checkpoint, a ``.tc3d`` file or a shipped model
     (by name), in eval mode on the CPU. A ``.tc3d`` file (recognised by its magic bytes) is
     decoded to dense weights, so it runs exactly as fast as the checkpoint it came from."""
-    ckpt = _read_any(path)
-    missing = {"model", "model_config", "classes", "clip"} - ckpt.keys()
+    ckpt = read_model_file(path)
+    missing = set(SCHEMA) - ckpt.keys()
     if missing:
         raise CheckpointError(f"{path}: not a tc3d checkpoint (missing {sorted(missing)})")
     try:
-        with _skip_init():
+        with _WithoutRandomInit():
             model = TC3D(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"], assign=True)
         clip = clip_spec_from_dict(ckpt["clip"])
@@ -170,58 +164,4 @@ def load_model(path: str | Path) -> LoadedModel:
         raise CheckpointError(
             f"{path}: checkpoint does not match the model ({first_line})"
         ) from None
-    from tc3d.weights import resolve
-
     return LoadedModel(model.eval(), list(ckpt["classes"]), clip, resolve(path))
-
-
-def model_geometry(path: str | Path) -> tuple[float | None, int | None]:
-    """(width, crop) a pretrained model was made with, or None where the file does not say
-    (a torchvision ``r3d_18`` state dict): the defaults of a run that starts from it."""
-    ckpt = _read_any(path)
-    width = (ckpt.get("model_config") or {}).get("width")
-    crop = (ckpt.get("clip") or {}).get("crop")
-    return width, crop
-
-
-def backbone_state_from_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Res3D-18 weights from a tc3d checkpoint, a ``.tc3d`` file, a shipped model name or a
-    torchvision-style ``r3d_18`` state dict."""
-    ckpt = _read_any(path)
-    state = ckpt.get("model", ckpt)
-    if "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    for prefix in ("backbones.0.", "module.backbones.0.", "module."):
-        if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            break
-    if not any(k.startswith("stem.0.") for k in state):
-        raise CheckpointError(f"{path}: no Res3D-18 weights inside (expected r3d_18 key names)")
-    return state
-
-
-def init_backbones(model: TC3D, path: str | Path) -> list[str]:
-    """Load pretrained backbone weights into every backbone; re-initialise a mismatched fc.
-
-    Returns the names of the parameters that were left at their fresh initialisation.
-    """
-    state = backbone_state_from_file(path)
-    fresh: list[str] = []
-    for backbone in model.backbones:
-        own = backbone.state_dict()
-        usable = {}
-        for k, v in state.items():
-            if k in own and own[k].shape == v.shape:
-                usable[k] = v
-            elif k in own:
-                fresh.append(k)  # e.g. fc for a different number of classes
-        backbone.load_state_dict(usable, strict=False)
-        fresh += [k for k in own if k not in state]
-    width_mismatch = [k for k in fresh if not k.startswith("fc.")]
-    if width_mismatch:
-        raise CheckpointError(
-            f"{path}: weights do not fit this model (e.g. {width_mismatch[0]}); check --width"
-        )
-    if fresh:
-        log.info("re-initialised %s (class count differs)", sorted(set(fresh)))
-    return sorted(set(fresh))

@@ -25,6 +25,7 @@ from tc3d.checkpoint import load_model
 from tc3d.data.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device
 from tc3d.evaluate import evaluate, predict
+from tc3d.io import atomic_write_text
 from tc3d.models.complexity import count_parameters
 from tc3d.train import TrainConfig, train
 
@@ -110,7 +111,7 @@ def _synth(cfg: DemoConfig, data: Path, console, progress) -> dict:
         "train": s.train,
         "test": s.test,
     }
-    marker.write_text(json.dumps(info))
+    atomic_write_text(json.dumps(info), marker)
     return info
 
 
@@ -206,7 +207,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
             "s3_scratch",
         ):  # a different configuration: do not resume old runs
             shutil.rmtree(out / stale, ignore_errors=True)
-    (out / "demo_config.json").write_text(json.dumps(asdict(cfg)))
+    atomic_write_text(json.dumps(asdict(cfg)), out / "demo_config.json")
 
     s3 = _train_and_test(cfg, data, out / "s3", 3, cfg.iters, "2/5", progress)
     lap("s3")

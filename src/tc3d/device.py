@@ -76,7 +76,11 @@ def rng_state() -> dict:
     return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict | torch.Tensor) -> None:
+    """Restore what :func:`rng_state` returned; a bare tensor is the CPU generator alone (what
+    ``tc3d train`` checkpoints held before they kept CUDA's too)."""
+    if isinstance(state, torch.Tensor):
+        state = {"cpu": state, "cuda": []}
     torch.set_rng_state(state["cpu"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

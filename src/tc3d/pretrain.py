@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import atomic_save, atomic_write_text, clip_spec_to_dict, load_checkpoint
+from tc3d.checkpoint import load_checkpoint, save_model
 from tc3d.data.dataset import ClipSpec
 from tc3d.data.procedural import (
     CHANGES,
@@ -46,6 +46,7 @@ from tc3d.device import (
     set_threads,
     to_device,
 )
+from tc3d.io import atomic_write_text
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.train import TrainError, _Run, make_optimizer, train_step
 
@@ -184,12 +185,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
     def checkpoint(metrics: dict | None) -> None:
         nonlocal best
         state = {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
-            "classes": class_names(),
             "train_config": asdict(cfg),
-            "optimizer": optimizer.state_dict(),
             "iteration": iteration,
             "best_top1": best,
             "rng": rng_state(),
@@ -197,8 +193,8 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
         }
         if metrics is not None and metrics["val_top1"] > best:
             best = state["best_top1"] = metrics["val_top1"]
-            atomic_save({k: v for k, v in state.items() if k != "optimizer"}, best_path)
-        atomic_save(state, last_path)
+            save_model(best_path, model, class_names(), spec, **state)
+        save_model(last_path, model, class_names(), spec, optimizer=optimizer.state_dict(), **state)
 
     window = {"loss": 0.0, "correct": 0, "seen": 0, "wait": 0.0, "busy": 0.0}
     totals = {"clips": 0, "wait": 0.0, "busy": 0.0}

@@ -16,8 +16,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,20 +26,22 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import (
-    atomic_save,
-    atomic_write_text,
-    clip_spec_to_dict,
-    init_backbones,
-    load_checkpoint,
-    model_geometry,
-)
+from tc3d.checkpoint import load_checkpoint, save_model
 from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
-from tc3d.data.formats import anomaly_binary, load_dataset
+from tc3d.data.formats import VideoItem, anomaly_binary, load_dataset
 from tc3d.data.sampling import SamplingConfig
-from tc3d.device import prepare_model, resolve_device, set_threads, to_device
+from tc3d.device import (
+    prepare_model,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+    set_threads,
+    to_device,
+)
 from tc3d.evaluate import accuracy_metrics, score_items
+from tc3d.io import atomic_write_text
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.pretrained import init_backbones, model_geometry
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +285,88 @@ def train_step(
     return loss.item(), logits.detach()
 
 
+def make_loader(
+    items: list[VideoItem],
+    spec: ClipSpec,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader:
+    """The training DataLoader: workers decode and augment ``batch_size`` videos per step, in
+    the seeded order of ``loader.sampler`` (:class:`EpochSampler`), which a resumed run
+    repeats from any batch."""
+    sampler = EpochSampler(len(items), batch_size, seed, rank, world)
+    if sampler.batches_per_epoch == 0:
+        processes = f" × {world} processes" if world > 1 else ""
+        raise TrainError(
+            f"{len(items)} training videos are fewer than one batch ({batch_size}{processes}); "
+            "lower --batch-size"
+        )
+    return DataLoader(
+        VideoDataset(items, spec, train=True),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_train,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # keeps the loader off the global RNG (exact resume)
+    )
+
+
+@dataclass
+class Step:
+    """One optimiser step of :func:`train_one_epoch`."""
+
+    iteration: int  # steps done, this one included
+    loss: float
+    logits: torch.Tensor  # (N, K) fused video scores, detached
+    label: torch.Tensor  # (N,)
+    lr: float | None  # the learning rate it used, when ``lr`` set it
+
+
+def train_one_epoch(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    device: torch.device,
+    skipped: dict[str, str],
+    first: int = 0,
+    lr: Callable[[int], float] | None = None,
+    amp: torch.autocast | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+) -> Iterator[Step]:
+    """One pass over ``loader`` (from the batch its sampler starts at), one :func:`train_step`
+    per batch, yielding after each: schedules here count steps, not epochs, so the caller logs,
+    evaluates, checkpoints or stops between any two steps (``break`` ends the pass).
+
+    ``first`` is the number of steps done before this pass; ``lr(iteration)``, when given, sets
+    the learning rate of each step. Unreadable videos are logged once and recorded in
+    ``skipped`` (path -> error); a non-finite loss stops training with :class:`TrainError`.
+    """
+    for iteration, batch in enumerate(loader, first):
+        step_lr = None
+        if lr is not None:
+            step_lr = lr(iteration)
+            for group in optimizer.param_groups:  # a fine-tuning head has its own scale
+                group["lr"] = step_lr * group.get("lr_scale", 1.0)
+        if "fatal" in batch:
+            raise TrainError(batch["fatal"])
+        for e in batch["errors"]:
+            if e["path"] not in skipped:
+                log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
+            skipped[e["path"]] = e["error"]
+        video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
+        label = batch["label"].to(device)
+        loss, logits = train_step(net, optimizer, video, label, amp, loss_fn)
+        if not math.isfinite(loss):
+            raise TrainError(f"loss became {loss} at iteration {iteration}; lower --lr")
+        yield Step(iteration + 1, loss, logits, label, step_lr)
+
+
 def _evaluate(
     model: TC3D, split, spec: ClipSpec, cfg: TrainConfig, device, rank: int, world: int
 ) -> dict:
@@ -363,8 +448,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         optimizer.load_state_dict(ckpt["optimizer"])
         iteration, best = ckpt["iteration"], ckpt["best_top1"]
         skipped = {s["path"]: s["error"] for s in ckpt["skipped"]}
-        rng = ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0]
-        torch.set_rng_state(rng)
+        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
         run.truncate_log(iteration)
         log.info("resumed from %s at iteration %d", last_path, iteration)
     else:
@@ -382,22 +466,10 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    sampler = EpochSampler(len(split.train), cfg.batch_size, cfg.seed, rank, world)
-    if sampler.batches_per_epoch == 0:
-        raise TrainError(
-            f"{len(split.train)} training videos are fewer than one batch "
-            f"({cfg.batch_size} × {world} processes); lower --batch-size"
-        )
-    loader = DataLoader(
-        VideoDataset(split.train, spec, train=True),
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        collate_fn=collate_train,
-        persistent_workers=cfg.workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator(),  # keeps the loader off the global RNG (exact resume)
+    loader = make_loader(
+        split.train, spec, cfg.batch_size, cfg.workers, cfg.seed, device, rank, world
     )
+    sampler = loader.sampler
 
     def all_skipped() -> dict[str, str]:
         merged: dict[str, str] = {}
@@ -407,17 +479,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
 
     def checkpoint(metrics: dict | None) -> None:
         nonlocal best
-        rng_states = _gather(torch.get_rng_state(), world)
+        rng_states = _gather(rng_state(), world)  # CPU and CUDA generators of every rank
         everything_skipped = all_skipped()
         if rank != 0:
             return
         state = {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
-            "classes": split.classes,
             "train_config": asdict(cfg),
-            "optimizer": optimizer.state_dict(),
             "iteration": iteration,
             "best_top1": best,
             "rng": rng_states,
@@ -427,34 +494,25 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         if improved:
             best = state["best_top1"] = metrics["top1"]
         if improved or (metrics is None and not best_path.exists()):
-            atomic_save({k: v for k, v in state.items() if k != "optimizer"}, best_path)
-        atomic_save(state, last_path)
+            save_model(best_path, model, split.classes, spec, **state)
+        save_model(last_path, model, split.classes, spec, optimizer=optimizer.state_dict(), **state)
 
     val_top1 = None
     running = {"loss": 0.0, "correct": 0, "seen": 0}
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16" else None
+
     try:
         while iteration < cfg.iters:
             epoch, start_batch = divmod(iteration, sampler.batches_per_epoch)
             sampler.set_epoch(epoch, start_batch)
-            for batch in loader:
-                lr = learning_rate(cfg, iteration)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                if "fatal" in batch:
-                    raise TrainError(batch["fatal"])
-                for e in batch["errors"]:
-                    if e["path"] not in skipped:
-                        log.warning("skipped unreadable video %s: %s", e["path"], e["error"])
-                    skipped[e["path"]] = e["error"]
-                video = to_device(batch["video"], device)  # (N, S, 3, k, H, W)
-                label = batch["label"].to(device)
-                loss, logits = train_step(net, optimizer, video, label, amp)
-                if not math.isfinite(loss):
-                    raise TrainError(f"loss became {loss} at iteration {iteration}; lower --lr")
-                iteration += 1
+            schedule = partial(learning_rate, cfg)
+            steps = train_one_epoch(
+                net, optimizer, loader, device, skipped, first=iteration, lr=schedule, amp=amp
+            )
+            for step in steps:
+                iteration, lr, loss, label = step.iteration, step.lr, step.loss, step.label
                 running["loss"] += loss * len(label)
-                running["correct"] += (logits.argmax(1) == label).sum().item()
+                running["correct"] += (step.logits.argmax(1) == label).sum().item()
                 running["seen"] += len(label)
                 if progress and rank == 0:
                     progress(iteration, cfg.iters, {"loss": loss, "lr": lr})

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel, atomic_write_with
+from tc3d.checkpoint import LoadedModel
 from tc3d.data.formats import (
     DatasetFormatError,
     anomaly_binary,
@@ -36,6 +36,7 @@ from tc3d.data.transforms import centre_crop_box, crop_and_normalise
 from tc3d.data.video import VideoReadError, probe, read_frames
 from tc3d.evaluate import score_items
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.io import atomic_write_with
 
 log = logging.getLogger(__name__)
 

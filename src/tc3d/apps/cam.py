@@ -20,11 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tc3d.checkpoint import LoadedModel, atomic_write_with
+from tc3d.checkpoint import LoadedModel
 from tc3d.data.sampling import eval_indices
 from tc3d.data.transforms import centre_crop_box, crop_and_normalise
 from tc3d.data.video import probe, read_frames
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.io import atomic_write_with
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import LoadedModel, atomic_write_with
+from tc3d.checkpoint import LoadedModel
 from tc3d.data.dataset import VideoDataset, collate_test
 from tc3d.data.formats import VideoItem
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.io import atomic_write_with
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel, atomic_write_text
+from tc3d.checkpoint import LoadedModel
 from tc3d.data.formats import VIDEO_EXTENSIONS, VideoItem
 from tc3d.evaluate import score_items
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import CheckpointError, atomic_write_bytes
 from tc3d.compress import huffman
+from tc3d.io import atomic_write_bytes
 
 MAGIC = b"\x89TC3D\r\n\x1a"
 VERSION = 1
@@ -43,8 +43,9 @@ _FIXED = struct.Struct("<HHI")  # version, reserved, header length
 _DIGEST = 32
 
 
-class Tc3dError(CheckpointError):
-    """A ``.tc3d`` file that cannot be used; str(e) is one line."""
+class Tc3dError(RuntimeError):
+    """A ``.tc3d`` file that cannot be used; str(e) is one line. (Loading a model through
+    :func:`tc3d.checkpoint.load_model` reports it as a ``CheckpointError``.)"""
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -30,31 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import (
-    LoadedModel,
-    atomic_save,
-    atomic_write_text,
-    clip_spec_to_dict,
-    load_checkpoint,
-    load_model,
-)
+from tc3d.checkpoint import LoadedModel, load_checkpoint, load_model, model_metadata
 from tc3d.compress import encode, prune, share
-from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import load_dataset
-from tc3d.device import (
-    prepare_model,
-    resolve_device,
-    rng_state,
-    set_rng_state,
-    set_threads,
-    to_device,
-)
+from tc3d.device import prepare_model, resolve_device, rng_state, set_rng_state, set_threads
 from tc3d.evaluate import evaluate
-from tc3d.train import TrainConfig, make_optimizer
+from tc3d.io import atomic_save, atomic_write_text
+from tc3d.train import TrainConfig, make_loader, make_optimizer, train_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +109,7 @@ def _quantized_bytes(model: nn.Module, layers: list[encode.SharedLayer]) -> int:
 
 
 class _Trainer:
-    """Fine-tuning with the training code's data pipeline, loss and optimizer."""
+    """Fine-tuning with the training code's data loader, step and optimizer."""
 
     def __init__(self, cfg: CompressConfig, ckpt: dict, loaded: LoadedModel, device, progress):
         self.cfg, self.device, self.progress = cfg, device, progress
@@ -145,18 +128,10 @@ class _Trainer:
         if not self.split.train:
             raise CompressError(f"{cfg.data}: no training videos to fine-tune on")
         self.spec = loaded.clip
-        self.sampler = EpochSampler(len(self.split.train), cfg.batch_size, cfg.seed)
-        if self.sampler.batches_per_epoch == 0:
-            raise CompressError(f"fewer training videos than one batch ({cfg.batch_size})")
-        self.loader = DataLoader(
-            VideoDataset(self.split.train, self.spec, train=True),
-            batch_size=cfg.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.workers,
-            collate_fn=collate_train,
-            persistent_workers=cfg.workers > 0,
-            generator=torch.Generator(),
+        self.loader = make_loader(
+            self.split.train, self.spec, cfg.batch_size, cfg.workers, cfg.seed, device
         )
+        self.sampler = self.loader.sampler
         self.epoch = 0
         self.skipped: dict[str, str] = {}
 
@@ -207,30 +182,28 @@ class _Trainer:
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average
+        # masks and shared weights act between backward and update, and after the update
+        hooks = [
+            optimizer.register_step_pre_hook(lambda *_: after_backward()),
+            optimizer.register_step_post_hook(lambda *_: after_step()),
+        ]
         done = 0
-        model.train()
-        with self.progress(description) as update:
-            while done < iters:
-                self.sampler.set_epoch(self.epoch)
-                self.epoch += 1
-                for batch in self.loader:
-                    if "fatal" in batch:
-                        raise CompressError(batch["fatal"])
-                    for e in batch["errors"]:
-                        self.skipped[e["path"]] = e["error"]
-                    video = to_device(batch["video"], self.device)  # (N, S, 3, k, H, W)
-                    loss = F.cross_entropy(model(video).float(), batch["label"].to(self.device))
-                    if not math.isfinite(loss.item()):
-                        raise CompressError(f"fine-tuning loss became {loss.item()}; lower --lr")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    after_backward()
-                    optimizer.step()
-                    after_step()
-                    done += 1
-                    update(done, iters, {"loss": loss.item()})
-                    if done >= iters:
-                        break
+        try:
+            with self.progress(description) as update:
+                while done < iters:
+                    self.sampler.set_epoch(self.epoch)
+                    self.epoch += 1
+                    steps = train_one_epoch(
+                        model, optimizer, self.loader, self.device, self.skipped, first=done
+                    )
+                    for step in steps:
+                        done = step.iteration
+                        update(done, iters, {"loss": step.loss})
+                        if done >= iters:
+                            break
+        finally:
+            for hook in hooks:
+                hook.remove()
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         model.eval()
@@ -479,10 +452,6 @@ def write_compressed(
     """The ``.tc3d`` file: metadata to rebuild model and preprocessing, layers, the rest raw."""
     shared_names = {x.name for x in layers}
     dense = {k: v for k, v in model.state_dict().items() if k not in shared_names}
-    meta = {
-        "classes": loaded.classes,
-        "model_config": loaded.model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(loaded.clip),
-        "source": Path(info.get("model", "")).name,
-    }
+    meta = model_metadata(loaded.model, loaded.classes, loaded.clip)
+    meta["source"] = Path(info.get("model", "")).name
     return encode.write_tc3d(out, meta, layers, dense)

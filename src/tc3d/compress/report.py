@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tc3d.checkpoint import atomic_write_text, atomic_write_with
+from tc3d.io import atomic_write_text, atomic_write_with
 
 STAGE_TITLES = {
     "baseline": "Baseline T-C3D",

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tc3d.io import atomic_write_text
 
 from .synth_sprites import (
     FOOTROOM,
@@ -308,10 +309,8 @@ class SynthSummary:
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    """Atomic write with CRLF line ends, as UCF101's own split files have."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes("".join(line + "\r\n" for line in lines).encode())
-    os.replace(tmp, path)
+    """CRLF line ends, as UCF101's own split files have."""
+    atomic_write_text("".join(line + "\r\n" for line in lines), path)
 
 
 def make_synthetic_dataset(
@@ -356,7 +355,5 @@ def make_synthetic_dataset(
     _write_text(root / "splits" / "trainlist01.txt", train)
     _write_text(root / "splits" / "testlist01.txt", test)
     tiers = {t: [c for c in names if CLASS_TIERS[c] == t] for t in TIERS}
-    tmp = root / "tiers.json.part"
-    tmp.write_text(json.dumps(tiers, indent=2) + "\n")
-    os.replace(tmp, root / "tiers.json")
+    atomic_write_text(json.dumps(tiers, indent=2) + "\n", root / "tiers.json")
     return SynthSummary(root, total, names, len(train), len(test), tiers)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tc3d.io import atomic_write_text
 
 from .synth_sprites import (
     FOOTROOM,
@@ -208,7 +209,6 @@ def make_pairs_dataset(
                 if progress:
                     progress(done, len(specs))
     pairs = make_pairs(specs, seed, pairs_per_fold)
-    tmp = root / "pairs.txt.part"
-    tmp.write_text("".join(f"{a} {b} {same} {fold}\n" for a, b, same, fold in pairs))
-    os.replace(tmp, root / "pairs.txt")
+    lines = "".join(f"{a} {b} {same} {fold}\n" for a, b, same, fold in pairs)
+    atomic_write_text(lines, root / "pairs.txt")
     return PairsSummary(root, len(specs), list(ACTIONS), len(pairs), root / "pairs.txt")

@@ -10,7 +10,6 @@ of the frame is touched. Used by the three synthetic sets (:mod:`tc3d.data.synth
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from tc3d.io import atomic_write_with
 
 FOOTROOM = 16  # limited-range luma starts at 16: room for negative noise without a clip
 
@@ -252,11 +253,11 @@ def encode_yuv420(
     Every synthetic set writes through here, so a killed run never leaves a half-written video
     under its final name.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     count = 0
-    try:
-        with av.open(str(tmp), "w", format=container) as out:
+
+    def encode(f) -> None:
+        nonlocal count
+        with av.open(f, "w", format=container) as out:
             stream = out.add_stream("mpeg4", rate=fps)
             cc = stream.codec_context
             cc.width, cc.height = size
@@ -267,7 +268,6 @@ def encode_yuv420(
                 frame.pts, frame.time_base = count - 1, Fraction(1, fps)
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write_with(path, encode)
     return count

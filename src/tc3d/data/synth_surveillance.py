@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tc3d.io import atomic_write_text
 
 from .synth_sprites import (
     FOOTROOM,
@@ -269,9 +270,7 @@ class SurveillanceSummary:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    atomic_write_text("".join(line + "\n" for line in lines), path)
 
 
 def make_surveillance_dataset(

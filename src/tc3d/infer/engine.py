@@ -231,7 +231,7 @@ class Engine:
             quantized.append(q)
             states.append(obs)
         if cached is None and use_cache:
-            from tc3d.checkpoint import atomic_save
+            from tc3d.io import atomic_save
 
             try:
                 atomic_save({"observers": states, "calibration": [str(p) for p in paths]}, cache)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from tc3d.data.transforms import MEAN, STD
+from tc3d.io import atomic_write_with
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,7 @@ def _export_onnx(model, example: torch.Tensor, path: Path, meta: dict) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
-    tmp = path.with_name(f".{path.name}.part")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda f: onnx.save(proto, f))
 
 
 def _run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
@@ -90,9 +88,8 @@ def _run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
 def _export_torchscript(model, example: torch.Tensor, path: Path, meta: dict) -> None:
     with torch.no_grad():
         traced = torch.jit.trace(model, (example,), check_trace=False)
-    tmp = path.with_name(f".{path.name}.part")
-    torch.jit.save(traced, str(tmp), _extra_files={"tc3d.json": json.dumps(meta)})
-    os.replace(tmp, path)
+    extra = {"tc3d.json": json.dumps(meta)}
+    atomic_write_with(path, lambda f: torch.jit.save(traced, f, _extra_files=extra))
 
 
 def _run_torchscript(path: Path, x: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Atomic file writes: every file tc3d writes goes through here.
+
+A file is written to a temporary name in the target's own directory, flushed and fsynced, then
+renamed over the target (``os.replace``, atomic within one file system). A crash or ``kill -9``
+at any point leaves either the previous file or the new one under the target name, never a torn
+one; a failed write removes its temporary file. The temporary name starts with a dot and ends in
+``.tmp``, so no data set reader mistakes it for a video or a list file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(file)`` on a temporary binary file beside ``path``, fsync, then rename.
+
+    For any writer that takes an open file: ``fig.savefig``, ``PIL.Image.save``, ``np.savez``,
+    ``av.open``, ``onnx.save``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)  # reopened by name: some writers (onnx) read ``f.name`` as a path
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    atomic_write_with(path, lambda f: f.write(data))
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """UTF-8, line ends exactly as in ``text`` (no platform translation)."""
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` of ``obj``; load it back with ``torch.load(..., weights_only=True)``."""
+    import torch  # here: the synthetic-video workers use this module and never need torch
+
+    atomic_write_with(path, lambda f: torch.save(obj, f))
