@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from tc3d.checkpoint import atomic_save, clip_spec_to_dict
-from tc3d.data.dataset import ClipSpec
+from tc3d.checkpoint import atomic_save
+from tc3d.data.clips import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.models.complexity import count_parameters
 from tc3d.models.tc3d import TC3D, ModelConfig
@@ -35,7 +35,7 @@ def main() -> None:
         {
             "model": model.state_dict(),
             "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
+            "clip": spec.to_dict(),
             "classes": [f"class{i:03d}" for i in range(args.classes)],
         },
         args.out,

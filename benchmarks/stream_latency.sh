@@ -15,8 +15,8 @@ mkdir -p "$WORK"
 import sys
 from pathlib import Path
 import torch
-from tc3d.checkpoint import atomic_save, clip_spec_to_dict
-from tc3d.data.dataset import ClipSpec
+from tc3d.checkpoint import atomic_save
+from tc3d.data.clips import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.infer.bench import synthetic_videos
 from tc3d.models.tc3d import TC3D, ModelConfig
@@ -27,7 +27,7 @@ for width in (1.0, 0.25):
     model = TC3D(ModelConfig(101, width=width)).eval()
     atomic_save({"model": model.state_dict(), "model_config": model.cfg.to_dict(),
                  "classes": [f"class{i:03d}" for i in range(101)],
-                 "clip": clip_spec_to_dict(ClipSpec(SamplingConfig()))},
+                 "clip": ClipSpec(SamplingConfig()).to_dict()},
                 work / f"width{width}.pt")
 synthetic_videos(4, work / "videos")
 PY

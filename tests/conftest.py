@@ -147,8 +147,8 @@ def random_checkpoint(
     """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps)."""
     import torch
 
-    from tc3d.checkpoint import atomic_save, clip_spec_to_dict
-    from tc3d.data.dataset import ClipSpec
+    from tc3d.checkpoint import atomic_save
+    from tc3d.data.clips import ClipSpec
     from tc3d.data.sampling import SamplingConfig
     from tc3d.models.tc3d import TC3D, ModelConfig
 
@@ -158,7 +158,7 @@ def random_checkpoint(
     ckpt = {
         "model": model.state_dict(),
         "model_config": model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(spec),
+        "clip": spec.to_dict(),
         "classes": classes,
     }
     atomic_save(ckpt, path)

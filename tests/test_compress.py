@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from tc3d.checkpoint import CheckpointError, atomic_save, clip_spec_to_dict, load_model
+from tc3d.checkpoint import CheckpointError, atomic_save, load_model
 from tc3d.compress import encode, huffman, prune, share
 from tc3d.compress.pipeline import STAGES, write_compressed
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.models.tc3d import TC3D, ModelConfig
 
@@ -216,7 +216,7 @@ def tc3d_file(tmp_path_factory):
     ckpt = {
         "model": model.state_dict(),
         "model_config": model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(spec),
+        "clip": spec.to_dict(),
         "classes": ["a", "b", "c"],
     }
     atomic_save(ckpt, root / "m.pt")
@@ -320,7 +320,7 @@ def compressed(tmp_path_factory):
         {
             "model": model.state_dict(),
             "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=32)),
+            "clip": ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=32).to_dict(),
             "classes": ["RedThing", "GreenThing"],  # classInd order
             "train_config": {"optimizer": "sgd", "lr": 0.01},
         },

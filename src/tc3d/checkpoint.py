@@ -22,8 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tc3d.data.dataset import ClipSpec
-from tc3d.data.sampling import SamplingConfig
+from tc3d.data.clips import ClipSpec
 from tc3d.models.tc3d import TC3D, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -97,23 +96,6 @@ class LoadedModel:
     source: Path
 
 
-def clip_spec_to_dict(spec: ClipSpec) -> dict:
-    s = spec.sampling
-    return {
-        "segments": s.segments,
-        "frames": s.frames,
-        "strategy": s.strategy,
-        "offset": s.offset,
-        "crop": spec.crop,
-        "flip": spec.flip,
-    }
-
-
-def clip_spec_from_dict(d: dict) -> ClipSpec:
-    sampling = SamplingConfig(d["segments"], d["frames"], d["strategy"], d["offset"])
-    return ClipSpec(sampling=sampling, crop=d["crop"], flip=d.get("flip", True))
-
-
 @contextlib.contextmanager
 def _skip_init():
     """Build a model without its random initialisation, for weights that are loaded next.
@@ -164,7 +146,7 @@ def load_model(path: str | Path) -> LoadedModel:
         with _skip_init():
             model = TC3D(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"], assign=True)
-        clip = clip_spec_from_dict(ckpt["clip"])
+        clip = ClipSpec.from_dict(ckpt["clip"])
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as e:
         first_line = str(e).strip().splitlines()[0]
         raise CheckpointError(

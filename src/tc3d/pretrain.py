@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import atomic_save, atomic_write_text, clip_spec_to_dict, load_checkpoint
-from tc3d.data.dataset import ClipSpec
+from tc3d.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from tc3d.data.clips import ClipSpec
 from tc3d.data.procedural import (
     CHANGES,
     CountFrom,
@@ -186,7 +186,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
         state = {
             "model": model.state_dict(),
             "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
+            "clip": spec.to_dict(),
             "classes": class_names(),
             "train_config": asdict(cfg),
             "optimizer": optimizer.state_dict(),

@@ -28,12 +28,12 @@ from torch.utils.data import DataLoader
 from tc3d.checkpoint import (
     atomic_save,
     atomic_write_text,
-    clip_spec_to_dict,
     init_backbones,
     load_checkpoint,
     model_geometry,
 )
-from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
+from tc3d.data.clips import ClipSpec
+from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import anomaly_binary, load_dataset
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import prepare_model, resolve_device, set_threads, to_device
@@ -383,7 +383,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         state = {
             "model": model.state_dict(),
             "model_config": model.cfg.to_dict(),
-            "clip": clip_spec_to_dict(spec),
+            "clip": spec.to_dict(),
             "classes": split.classes,
             "train_config": asdict(cfg),
             "optimizer": optimizer.state_dict(),

@@ -38,7 +38,6 @@ from tc3d.checkpoint import (
     LoadedModel,
     atomic_save,
     atomic_write_text,
-    clip_spec_to_dict,
     load_checkpoint,
     load_model,
 )
@@ -54,6 +53,8 @@ from tc3d.device import (
     to_device,
 )
 from tc3d.evaluate import evaluate
+from tc3d.infer.calibration import KEY as CALIBRATION_KEY
+from tc3d.infer.calibration import compress_calibration
 from tc3d.train import TrainConfig, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -476,13 +477,17 @@ def _reload(path: Path, device) -> LoadedModel:
 def write_compressed(
     out: Path, model: nn.Module, layers: list[encode.SharedLayer], loaded: LoadedModel, info: dict
 ) -> dict:
-    """The ``.tc3d`` file: metadata to rebuild model and preprocessing, layers, the rest raw."""
+    """The ``.tc3d`` file: metadata to rebuild model and preprocessing, the int8 calibration
+    of the compressed weights (when training videos are reachable), layers, the rest raw."""
     shared_names = {x.name for x in layers}
     dense = {k: v for k, v in model.state_dict().items() if k not in shared_names}
     meta = {
         "classes": loaded.classes,
         "model_config": loaded.model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(loaded.clip),
+        "clip": loaded.clip.to_dict(),
         "source": Path(info.get("model", "")).name,
     }
+    calibration = compress_calibration(model, loaded, info)
+    if calibration is not None:
+        meta[CALIBRATION_KEY] = calibration.to_dict()
     return encode.write_tc3d(out, meta, layers, dense)
