@@ -4,7 +4,7 @@ The backbone is traced, observers are put on its activations, a few videos are r
 them, and ``convert_fx`` turns the model into one with quantised conv3d kernels (fbgemm and
 oneDNN). Weight ranges come from the weights; the *activation* ranges, a scale and a zero
 point per observed tensor (47 pairs for a Res3D-18), come from the calibration videos and so
-decide the int8 figures. :class:`Calibration` holds exactly those numbers: a few hundred bytes
+decide the int8 figures. :class:`Calibration` holds exactly those numbers, about 1.3 KB of JSON,
 that rebuild the same int8 model bit for bit without the videos (each observer is replaced by
 one fixed at the stored values before converting), which is what lets the calibration travel
 with the model (:mod:`tc3d.infer.calibration` says where it is kept).
