@@ -158,6 +158,30 @@ def test_stream_json_lines_on_a_file(tiny, capsys):
     assert summary["latency_ms_p95"] >= summary["latency_ms_p50"] > 0
 
 
+def test_stream_decisions_are_the_files_clips_fused_by_the_model(tiny):
+    """A stream builds its clips from the frames it holds with the clip builder every other
+    command uses, and fuses the last S clip scores with the model's own fusion: its decisions
+    are what the same clips read from the file give."""
+    from tc3d.data.clips import read_clips
+    from tc3d.infer.stream import StreamConfig, run_stream
+
+    checkpoint, videos = tiny
+    loaded = load_model(checkpoint)
+    engine = Engine(loaded.model, resolve_device("cpu"), "fp32")
+    decisions: list[dict] = []
+    run_stream(engine, loaded, [str(videos[0])], StreamConfig(stride=4), emit=decisions.append)
+    assert [d["frame"] for d in decisions[:4]] == [7, 11, 15, 19]
+    ends = np.array([7, 11, 15, 19])
+    indices = ends[:, None] - np.arange(6, -1, -2)  # k=4 frames 2 apart, ending at each frame
+    with torch.no_grad():
+        scores = engine.clip_scores(read_clips(videos[0], indices, SPEC)[0])  # (4, K)
+    for i, d in enumerate(decisions[:4]):
+        recent = scores[max(0, i - 2) : i + 1]  # the last S = 3 clips, oldest first
+        probs = engine.fuse(recent[None])
+        assert d["label"] == CLASSES[int(probs.argmax())]
+        assert d["prob"] == pytest.approx(float(probs.max()), abs=1e-5)
+
+
 def test_stream_several_sources_share_one_model(tiny, capsys, tmp_path):
     checkpoint, videos = tiny
     out = tmp_path / "overlay.mp4"
