@@ -16,16 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
 from tc3d.apps.cam import clip_cams
 from tc3d.checkpoint import load_model
+from tc3d.data.clips import clips_from_frames
 from tc3d.data.formats import load_dataset
 from tc3d.data.sampling import eval_indices
-from tc3d.data.transforms import centre_crop_box, crop_and_normalise
+from tc3d.data.transforms import centre_crop_box
 from tc3d.data.video import probe, read_frames
 from tc3d.device import resolve_device
+from tc3d.infer.engine import make_engine
 
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
@@ -42,7 +45,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.45, help="sprite saturation threshold")
     args = ap.parse_args()
     loaded, device = load_model(args.model), resolve_device("cpu")
-    spec = loaded.clip
+    spec = replace(loaded.clip, protocol="sclips", crops=1)
+    engine = make_engine(loaded, device)
     split = load_dataset(args.data)
     taken: dict[int, int] = defaultdict(int)
     lifts, peaks, rows = [], [], []
@@ -52,10 +56,10 @@ def main() -> None:
         taken[item.label] += 1
         idx = eval_indices(probe(item.path).num_frames, spec.sampling, "sclips")
         n, k = idx.shape
-        frames = read_frames(item.path, idx.reshape(-1), spec.short_side)
-        box = centre_crop_box(*frames.shape[1:3])
-        x = crop_and_normalise(frames, box, spec.crop).view(3, n, k, spec.crop, spec.crop)
-        _, cams = clip_cams(loaded, x.transpose(0, 1), device)
+        frames = read_frames(item.path, idx.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
+        x = clips_from_frames(frames, np.arange(n * k).reshape(n, k), spec)[0]  # model input
+        _, cams = clip_cams(loaded, x, engine)
+        box = centre_crop_box(*frames.shape[1:3])  # the box the clip builder took
         crops = frames[:, box.y : box.y + box.h, box.x : box.x + box.w]
         for c in range(n):
             heat = cams[c, 0]  # (crop, crop): one map per clip

@@ -148,7 +148,7 @@ def random_checkpoint(
     import torch
 
     from tc3d.checkpoint import save_model
-    from tc3d.data.dataset import ClipSpec
+    from tc3d.data.clips import ClipSpec
     from tc3d.data.sampling import SamplingConfig
     from tc3d.models.tc3d import TC3D, ModelConfig
 

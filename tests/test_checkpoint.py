@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tc3d.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.io import atomic_save
 from tc3d.models.res3d import res3d18

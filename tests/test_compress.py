@@ -15,7 +15,7 @@ import torch
 from tc3d.checkpoint import CheckpointError, load_model, save_model
 from tc3d.compress import encode, huffman, prune, share
 from tc3d.compress.pipeline import STAGES, write_compressed
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.sampling import SamplingConfig
 from tc3d.models.tc3d import TC3D, ModelConfig
 

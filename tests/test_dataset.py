@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from conftest import indexed_video
 
-from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
+from tc3d.data.clips import ClipSpec
+from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import VideoItem
 from tc3d.data.sampling import SamplingConfig
 

@@ -12,10 +12,10 @@ from conftest import indexed_video
 
 from tc3d.checkpoint import load_model, save_model
 from tc3d.cli import main
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec, load_clips
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import resolve_device
-from tc3d.infer.engine import Engine
+from tc3d.infer.engine import Engine, make_engine
 from tc3d.models.tc3d import TC3D, ModelConfig
 
 CLASSES = ["A", "B", "C", "D"]
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory) -> tuple[Path, list[Path]]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _cache(tmp_path_factory):
-    """One int8 calibration cache for the module: calibrating once is what the cache is for."""
+    """A private int8 cache (bench's fresh models keep their calibration there)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TC3D_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
@@ -48,23 +48,48 @@ def _probs(engine: Engine, videos, **kw) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
-def test_engine_precisions_agree_with_fp32(tiny, precision):
+def test_engine_precisions_agree_with_fp32(tiny, precision, caplog):
     checkpoint, videos = tiny
     cpu = resolve_device("cpu")
     reference = _probs(Engine(load_model(checkpoint).model, cpu, "fp32"), videos)
-    engine = Engine(load_model(checkpoint).model, cpu, precision, videos, SPEC)
+    engine = make_engine(load_model(checkpoint), cpu, precision, fallback_videos=videos)
     got = _probs(engine, videos)
     for ref, p in zip(reference, got):
         assert p.shape == (len(CLASSES),) and np.isfinite(p).all()
         assert p.sum() == pytest.approx(1.0, abs=1e-4)
         # Reduced precision moves probabilities a little, not to another model's output.
         assert np.abs(p - ref).max() < 0.1
-    if precision == "int8":  # calibrated once, then loaded from the cache with equal results
-        assert engine.calibration_info["videos"] == 3 and not engine.calibration_info["cached"]
-        again = Engine(load_model(checkpoint).model, cpu, "int8", videos, SPEC)
-        assert again.calibration_info["cached"] and Path(again.calibration_info["file"]).is_file()
+    if precision == "int8":  # no training set: calibrated on the videos given, and says so
+        info = engine.calibration_info
+        assert (info["videos"], info["source"], info["cached"]) == (3, "given videos", False)
+        assert info["file"] == str(checkpoint) and "not reachable" in caplog.text
+        # stored in the checkpoint: the next int8 run needs no videos and gives equal results
+        again = make_engine(load_model(checkpoint), cpu, "int8")
+        assert again.calibration_info["cached"] and again.calibration_info["file"] == str(
+            checkpoint
+        )
         for a, b in zip(got, _probs(again, videos)):
-            np.testing.assert_allclose(a, b, atol=1e-6)
+            np.testing.assert_array_equal(a, b)
+
+
+def test_engine_fuses_through_the_model(tiny):
+    """The engine has no fusion of its own: test-time and single-clip fusion are the model's."""
+    checkpoint, videos = tiny
+    loaded = load_model(checkpoint)
+    with torch.no_grad():
+        loaded.model.fusion.weight.normal_()  # weighted fusion, away from its average start
+    engine = Engine(loaded.model, resolve_device("cpu"), "fp32")
+    scores = torch.randn(2, 5, len(CLASSES))  # (crops, n, K)
+    assert torch.equal(engine.fuse(scores), loaded.model.video_probs(scores))
+    clip = torch.randn(4, len(CLASSES))
+    with torch.no_grad():
+        want = torch.softmax(loaded.model.fusion(clip[:, None].expand(4, 3, -1)), dim=-1)
+        torch.testing.assert_close(engine.fuse_each(clip), want)
+        (result,) = engine.run(videos[:1], SPEC)  # a whole video: its S clip scores, fused
+        clips, _ = load_clips(videos[0], None, SPEC, None)  # (1 crop, S, 3, k, H, W)
+        scores = engine.clip_scores(clips.flatten(0, 1)).view(1, 3, -1)
+        expected = loaded.model.video_probs(scores)
+    np.testing.assert_allclose(result.probs, expected.numpy(), atol=1e-6)
 
 
 def test_batching_across_videos_matches_one_at_a_time(tiny):
@@ -123,6 +148,30 @@ def test_stream_json_lines_on_a_file(tiny, capsys):
         assert d["t"] == pytest.approx(d["frame"] / 25, abs=1e-3)
     assert summary["decisions"] == len(decisions) and summary["dropped_frames"] == 0
     assert summary["latency_ms_p95"] >= summary["latency_ms_p50"] > 0
+
+
+def test_stream_decisions_are_the_files_clips_fused_by_the_model(tiny):
+    """A stream builds its clips from the frames it holds with the clip builder every other
+    command uses, and fuses the last S clip scores with the model's own fusion: its decisions
+    are what the same clips read from the file give."""
+    from tc3d.data.clips import read_clips
+    from tc3d.infer.stream import StreamConfig, run_stream
+
+    checkpoint, videos = tiny
+    loaded = load_model(checkpoint)
+    engine = Engine(loaded.model, resolve_device("cpu"), "fp32")
+    decisions: list[dict] = []
+    run_stream(engine, loaded, [str(videos[0])], StreamConfig(stride=4), emit=decisions.append)
+    assert [d["frame"] for d in decisions[:4]] == [7, 11, 15, 19]
+    ends = np.array([7, 11, 15, 19])
+    indices = ends[:, None] - np.arange(6, -1, -2)  # k=4 frames 2 apart, ending at each frame
+    with torch.no_grad():
+        scores = engine.clip_scores(read_clips(videos[0], indices, SPEC)[0])  # (4, K)
+    for i, d in enumerate(decisions[:4]):
+        recent = scores[max(0, i - 2) : i + 1]  # the last S = 3 clips, oldest first
+        probs = engine.fuse(recent[None])
+        assert d["label"] == CLASSES[int(probs.argmax())]
+        assert d["prob"] == pytest.approx(float(probs.max()), abs=1e-5)
 
 
 def test_stream_several_sources_share_one_model(tiny, capsys, tmp_path):

@@ -100,3 +100,29 @@ def test_unknown_names_are_rejected():
         make_fusion("median", 3, 4)
     with pytest.raises(ValueError, match="arch must be one of"):
         TC3D(ModelConfig(num_classes=3, arch="c3d"))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_one_fusion_path_for_any_number_of_clips(fusion):
+    """Training (S clips), allclips (more), a stream's first decisions and anomaly's sliding
+    clips (fewer) all go through ``TC3D.fuse``: the same Q on S time-ordered inputs."""
+    torch.manual_seed(0)
+    model = TC3D(ModelConfig(num_classes=4, width=0.25, segments=3, fusion=fusion, dropout=0))
+    model.eval()
+    with torch.no_grad():
+        for p in model.fusion.parameters():
+            p.normal_()  # away from the average-pooling start, so groupings would show
+        video = torch.randn(2, 3, 3, 4, 32, 32)  # (N, S, C, T, H, W)
+        clips = model.backbone(video.flatten(0, 1)).view(2, 3, -1)
+        assert torch.allclose(model(video), model.fusion(clips), atol=1e-6)
+        six = torch.randn(2, 6, 4)  # allclips: two clips per segment, averaged in time order
+        assert torch.allclose(model.fuse(six), model.fusion(six.view(2, 3, 2, 4).mean(2)))
+        if fusion == "weighted":  # order matters to it: a reversed video is another input
+            assert not torch.allclose(model.fuse(six), model.fuse(six.flip(1)))
+        one = torch.randn(5, 1, 4)  # a lone clip stands for every segment
+        assert torch.equal(model.fuse(one), model.fusion(one.expand(5, 3, 4)))
+        two = torch.randn(1, 2, 4)  # fewer clips than segments: the nearest one each
+        assert torch.equal(model.fuse(two), model.fusion(two[:, [0, 0, 1]]))
+        crops = torch.randn(10, 3, 4)  # test time: softmax per crop, then the crops averaged
+        want = torch.softmax(model.fusion(crops), dim=-1).mean(0)
+        assert torch.allclose(model.video_probs(crops), want)

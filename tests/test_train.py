@@ -18,7 +18,7 @@ import torch
 from conftest import add_broken_files
 
 from tc3d.checkpoint import load_checkpoint, load_model
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.formats import load_dataset
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import resolve_device, set_rng_state

@@ -46,7 +46,7 @@ class Model:
 
     @property
     def clip(self):
-        """The :class:`~tc3d.data.dataset.ClipSpec` (S, k, sampling, offset, crop) in use."""
+        """The :class:`~tc3d.data.clips.ClipSpec` (S, k, sampling, offset, crop) in use."""
         return self.loaded.clip
 
     @property

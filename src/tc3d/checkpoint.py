@@ -20,8 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from tc3d.compress import encode
-from tc3d.data.dataset import ClipSpec
-from tc3d.data.sampling import SamplingConfig
+from tc3d.data.clips import ClipSpec
 from tc3d.io import atomic_save
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.weights import resolve
@@ -61,29 +60,12 @@ class LoadedModel:
     source: Path
 
 
-def clip_spec_to_dict(spec: ClipSpec) -> dict:
-    s = spec.sampling
-    return {
-        "segments": s.segments,
-        "frames": s.frames,
-        "strategy": s.strategy,
-        "offset": s.offset,
-        "crop": spec.crop,
-        "flip": spec.flip,
-    }
-
-
-def clip_spec_from_dict(d: dict) -> ClipSpec:
-    sampling = SamplingConfig(d["segments"], d["frames"], d["strategy"], d["offset"])
-    return ClipSpec(sampling=sampling, crop=d["crop"], flip=d.get("flip", True))
-
-
 def model_metadata(model: TC3D, classes: list[str], clip: ClipSpec) -> dict:
     """What rebuilds a model and feeds it: the keys a checkpoint and a ``.tc3d`` header share."""
     return {
         "classes": list(classes),
         "model_config": model.cfg.to_dict(),
-        "clip": clip_spec_to_dict(clip),
+        "clip": clip.to_dict(),
     }
 
 
@@ -158,7 +140,7 @@ def load_model(path: str | Path) -> LoadedModel:
         with _WithoutRandomInit():
             model = TC3D(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"], assign=True)
-        clip = clip_spec_from_dict(ckpt["clip"])
+        clip = ClipSpec.from_dict(ckpt["clip"])
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as e:
         first_line = str(e).strip().splitlines()[0]
         raise CheckpointError(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tc3d.checkpoint import LoadedModel
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.formats import VideoItem
 from tc3d.infer.engine import Engine
 from tc3d.models.tc3d import TC3D

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from tc3d.checkpoint import load_checkpoint, save_model
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec
 from tc3d.data.procedural import (
     CHANGES,
     CountFrom,

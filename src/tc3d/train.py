@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from tc3d.checkpoint import load_checkpoint, save_model
-from tc3d.data.dataset import ClipSpec, EpochSampler, VideoDataset, collate_train
+from tc3d.data.clips import ClipSpec
+from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
 from tc3d.data.formats import VideoItem, anomaly_binary, load_dataset
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import (

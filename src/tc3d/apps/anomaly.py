@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from tc3d.checkpoint import LoadedModel
+from tc3d.data.clips import read_clips
 from tc3d.data.formats import (
     DatasetFormatError,
     anomaly_binary,
@@ -32,8 +33,8 @@ from tc3d.data.formats import (
     load_dataset,
     read_temporal_annotations,
 )
-from tc3d.data.transforms import centre_crop_box, crop_and_normalise
-from tc3d.data.video import VideoReadError, probe, read_frames
+from tc3d.data.sampling import sliding_indices
+from tc3d.data.video import VideoReadError, probe
 from tc3d.evaluate import score_items
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with
@@ -57,17 +58,14 @@ def anomaly_class(loaded: LoadedModel) -> int:
     )
 
 
-@torch.no_grad()
 def clip_anomaly_probabilities(engine: Engine, clips: torch.Tensor, anomaly: int) -> np.ndarray:
     """``(N, 3, k, H, W)`` clips -> ``(N,)`` anomaly probabilities, at the engine's precision.
 
-    Each clip is scored as if all S segments looked like it (its scores repeated S times and
-    fused), so weighted and attention fusions give calibrated single-clip outputs too.
+    Each clip is fused alone, as a video all of whose S segments look like it (the model's
+    own fusion, :meth:`~tc3d.infer.engine.Engine.fuse_each`), so weighted and attention
+    fusions give calibrated single-clip outputs too.
     """
-    scores = engine.clip_scores(clips)  # (N, K), float32 on the CPU
-    repeated = scores.unsqueeze(1).expand(-1, engine.cfg.segments, -1).to(engine.device)
-    fused = engine.model.fuse(repeated)  # (N, K)
-    return torch.softmax(fused.float(), dim=-1)[:, anomaly].cpu().numpy()
+    return engine.fuse_each(engine.clip_scores(clips))[:, anomaly].numpy()
 
 
 def clip_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
@@ -84,17 +82,11 @@ def _clip_batches(
     path: Path, num_frames: int, loaded: LoadedModel, stride: int
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(starts, clips ``(n, 3, k, H, W)``) for the video's sliding clips, a chunk at a time."""
-    spec = loaded.clip
-    k, offset = spec.sampling.frames, spec.sampling.offset
-    span = (k - 1) * offset + 1
-    starts = clip_starts(num_frames, span, stride)
+    spec = replace(loaded.clip, crops=1)  # centre crop
+    starts = clip_starts(num_frames, spec.sampling.span, stride)
     for chunk in np.array_split(starts, max(1, int(np.ceil(len(starts) / CLIPS_PER_READ)))):
-        idx = np.minimum(chunk[:, None] + np.arange(k) * offset, num_frames - 1)  # (n, k)
-        frames = read_frames(path, idx.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
-        box = centre_crop_box(*frames.shape[1:3])
-        x = crop_and_normalise(frames, box, spec.crop)  # (3, n·k, h, w)
-        n = len(chunk)
-        yield chunk, x.view(3, n, k, spec.crop, spec.crop).transpose(0, 1)  # (n, 3, k, h, w)
+        indices = sliding_indices(chunk, spec.sampling, num_frames)  # (n, k)
+        yield chunk, read_clips(path, indices, spec)[0]
 
 
 def frame_scores(
@@ -106,8 +98,7 @@ def frame_scores(
     """
     path = Path(path)
     num_frames = probe(path).num_frames
-    s = loaded.clip.sampling
-    span = (s.frames - 1) * s.offset + 1
+    span = loaded.clip.sampling.span
     stride = stride or max(1, span // 2)
     starts, probs = [], []
     for chunk, clips in _clip_batches(path, num_frames, loaded, stride):

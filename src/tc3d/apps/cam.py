@@ -14,6 +14,7 @@ fp32, bf16 or int8.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from tc3d.checkpoint import LoadedModel
+from tc3d.data.clips import read_clips
 from tc3d.data.sampling import eval_indices
-from tc3d.data.transforms import centre_crop_box, crop_and_normalise
+from tc3d.data.transforms import centre_crop_box
 from tc3d.data.video import probe, read_frames
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with
@@ -97,13 +99,10 @@ def cam_video(
 
     path, out = Path(path), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    spec = loaded.clip
-    num_frames = probe(path).num_frames
-    idx = eval_indices(num_frames, spec.sampling, "sclips")  # (n, k)
+    spec = replace(loaded.clip, protocol="sclips", crops=1)  # model input, as in testing
+    idx = eval_indices(probe(path).num_frames, spec.sampling, spec.protocol)  # (n, k)
     n, k = idx.shape
-    small = read_frames(path, idx.reshape(-1), spec.short_side)  # model input, as in testing
-    clips = crop_and_normalise(small, centre_crop_box(*small.shape[1:3]), spec.crop)
-    clips = clips.view(3, n, k, spec.crop, spec.crop).transpose(0, 1)  # (n, 3, k, h, w)
+    clips = read_clips(path, idx, spec)[0]  # (n, 3, k, h, w)
     engine = engine or make_engine(loaded, device, precision, fallback_videos=[path])
     probs, cams = clip_cams(loaded, clips, engine)
     label = loaded.classes[int(probs.argmax())]

@@ -12,7 +12,8 @@ File layout (all integers little-endian)::
     magic   8 bytes   b"\\x89TC3D\\r\\n\\x1a"  (the \\x89 and \\r\\n catch text-mode copies)
     version u16, reserved u16, header length u32
     header  JSON: classes, model_config, clip (sampling + crop), block size, and for every
-            layer and dense tensor where its sections lie in the payload
+            layer and dense tensor where its sections lie in the payload; optionally the
+            int8 calibration (:mod:`tc3d.infer.calibration`), which may be added later
     payload per layer: codebook (float32), code lengths (uint8) and block bit lengths (uint16)
             of both streams, the two coded streams; then every other tensor (BatchNorm,
             biases, fusion weights) raw, in its own dtype
@@ -238,12 +239,8 @@ def _stream(payload: memoryview, d: dict, block: int) -> huffman.Encoded:
     return huffman.Encoded(data, int(d["count"]), lengths, starts.astype(np.uint32))
 
 
-def read_tc3d(path: str | Path) -> Tc3dFile:
-    """Verify and decode a ``.tc3d`` file; any damage raises :class:`Tc3dError` (one line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise Tc3dError(f"{path}: model file not found")
-    raw = path.read_bytes()
+def _verified(raw: bytes, path: Path) -> tuple[bytes, int]:
+    """``(body, header length)`` of a whole file's bytes after every integrity check."""
     if raw[: len(MAGIC)] != MAGIC:
         raise Tc3dError(f"{path}: not a .tc3d compressed model (wrong magic bytes)")
     if len(raw) < len(MAGIC) + _FIXED.size + _DIGEST:
@@ -254,6 +251,47 @@ def read_tc3d(path: str | Path) -> Tc3dFile:
         raise Tc3dError(f"{path}: checksum mismatch: the .tc3d file is truncated or corrupted")
     if version != VERSION:
         raise Tc3dError(f"{path}: .tc3d version {version}; this tc3d reads version {VERSION}")
+    return body, head_len
+
+
+def _read_raw(path: Path) -> bytes:
+    if not path.is_file():
+        raise Tc3dError(f"{path}: model file not found")
+    return path.read_bytes()
+
+
+def read_header(path: str | Path, raw: bytes | None = None) -> dict:
+    """The verified JSON header alone (classes, model_config, clip, ...), nothing decoded;
+    ``raw``: the file's bytes when already read."""
+    path = Path(path)
+    body, head_len = _verified(_read_raw(path) if raw is None else raw, path)
+    start = len(MAGIC) + _FIXED.size
+    try:
+        return json.loads(body[start : start + head_len])
+    except ValueError as e:
+        raise Tc3dError(f"{path}: unreadable .tc3d header ({e})") from None
+
+
+def with_header_fields(raw: bytes, fields: dict, path: str | Path = "") -> bytes:
+    """A whole file's bytes with ``fields`` added to (or replaced in) its JSON header.
+
+    Payload sections are addressed from the payload's start, so a longer header moves
+    nothing; the version stays 1 and readers that do not know a field ignore it. This is how
+    a file gets its int8 calibration after it was written (:mod:`tc3d.infer.quantize`).
+    """
+    body, head_len = _verified(raw, Path(path))
+    start = len(MAGIC) + _FIXED.size
+    header = dict(json.loads(body[start : start + head_len]), **fields)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    new = MAGIC + _FIXED.pack(VERSION, 0, len(head)) + head + body[start + head_len :]
+    return new + hashlib.sha256(new).digest()
+
+
+def read_tc3d(path: str | Path) -> Tc3dFile:
+    """Verify and decode a ``.tc3d`` file; any damage raises :class:`Tc3dError` (one line)."""
+    path = Path(path)
+    raw = _read_raw(path)
+    body, head_len = _verified(raw, path)
     start = len(MAGIC) + _FIXED.size
     try:
         header = json.loads(body[start : start + head_len])

@@ -36,6 +36,8 @@ from tc3d.compress import encode, prune, share
 from tc3d.data.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device, rng_state, set_rng_state, set_threads
 from tc3d.evaluate import evaluate
+from tc3d.infer.calibration import KEY as CALIBRATION_KEY
+from tc3d.infer.calibration import compress_calibration
 from tc3d.io import atomic_save, atomic_write_text
 from tc3d.train import TrainConfig, make_loader, make_optimizer, train_one_epoch
 
@@ -449,9 +451,13 @@ def _reload(path: Path, device) -> LoadedModel:
 def write_compressed(
     out: Path, model: nn.Module, layers: list[encode.SharedLayer], loaded: LoadedModel, info: dict
 ) -> dict:
-    """The ``.tc3d`` file: metadata to rebuild model and preprocessing, layers, the rest raw."""
+    """The ``.tc3d`` file: metadata to rebuild model and preprocessing, the int8 calibration
+    of the compressed weights (when training videos are reachable), layers, the rest raw."""
     shared_names = {x.name for x in layers}
     dense = {k: v for k, v in model.state_dict().items() if k not in shared_names}
     meta = model_metadata(loaded.model, loaded.classes, loaded.clip)
     meta["source"] = Path(info.get("model", "")).name
+    calibration = compress_calibration(model, loaded, info)
+    if calibration is not None:
+        meta[CALIBRATION_KEY] = calibration.to_dict()
     return encode.write_tc3d(out, meta, layers, dense)

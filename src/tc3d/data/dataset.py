@@ -15,75 +15,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from tc3d.data.clips import ClipSpec, load_clips
 from tc3d.data.formats import VideoItem
-from tc3d.data.sampling import SamplingConfig, eval_indices, train_indices
-from tc3d.data.transforms import (
-    centre_crop_box,
-    crop_and_normalise,
-    random_crop_box,
-    ten_crop_boxes,
-)
-from tc3d.data.video import VideoReadError, probe, read_frames
+from tc3d.data.video import VideoReadError
 
 log = logging.getLogger(__name__)
 
 # A data set where this many items in a row cannot be read is broken, not unlucky.
 MAX_REPLACEMENTS = 16
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """Everything needed to turn a video into model input."""
-
-    sampling: SamplingConfig
-    crop: int = 112
-    protocol: str = "sclips"  # test protocol
-    crops: int = 1  # test crops: 1 (centre) or 10
-    flip: bool = True  # random horizontal flips in training (and mirrored test crops)
-
-    @property
-    def short_side(self) -> int:
-        """Frames are decoded at this short side: 128 for a 112 crop, as C3D and Res3D do."""
-        return round(self.crop * 128 / 112)
-
-
-def load_clips(path, num_frames: int | None, spec: ClipSpec, rng: np.random.Generator | None):
-    """Decode and transform one video. ``rng`` given: training sample; None: test sample.
-
-    Returns ``(clips, frames)``: ``(S, 3, k, H, W)`` for training or ``(crops, n, 3, k, H, W)``
-    for test, and the video's frame count.
-    """
-    if num_frames is None:
-        num_frames = probe(path).num_frames
-    k = spec.sampling.frames
-    if rng is not None:
-        indices = train_indices(num_frames, spec.sampling, rng)
-    else:
-        indices = eval_indices(num_frames, spec.sampling, spec.protocol)
-    frames = read_frames(path, indices.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
-    height, width = frames.shape[1:3]
-    if rng is not None:
-        boxes = [random_crop_box(height, width, rng, flip=spec.flip)]
-    elif spec.crops == 10:
-        boxes = ten_crop_boxes(height, width, flip=spec.flip)
-    else:
-        boxes = [centre_crop_box(height, width)]
-    n = indices.shape[0]
-    # (n·k, H, W, 3) -> per box (3, n·k, h, w) -> (n, 3, k, h, w)
-    views = [
-        crop_and_normalise(frames, box, spec.crop)
-        .view(3, n, k, spec.crop, spec.crop)
-        .transpose(0, 1)
-        for box in boxes
-    ]
-    clips = views[0] if rng is not None else torch.stack(views)
-    return clips, num_frames
 
 
 class VideoDataset(Dataset):

@@ -126,3 +126,10 @@ def group_clips(num_clips: int, segments: int) -> list[np.ndarray]:
         return np.array_split(np.arange(num_clips), segments)
     # Fewer clips than segments: reuse the nearest clip for each segment.
     return [np.array([min(num_clips - 1, s * num_clips // segments)]) for s in range(segments)]
+
+
+def sliding_indices(starts: np.ndarray, cfg: SamplingConfig, num_frames: int) -> np.ndarray:
+    """Consecutive clips ``(n, k)`` starting at ``starts`` (k frames ``offset`` apart), for
+    scoring a video clip by clip; frames past the end repeat the last one."""
+    starts = np.asarray(starts)
+    return np.minimum(starts[:, None] + np.arange(cfg.frames) * cfg.offset, num_frames - 1)

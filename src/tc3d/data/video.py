@@ -142,6 +142,24 @@ def _read_folder(folder: Path, indices: Sequence[int]) -> np.ndarray:
     return np.stack([cache[i] for i in indices])
 
 
+def frame_rgb(
+    frame: av.VideoFrame, short_side: int | None = None, reformatter: VideoReformatter | None = None
+) -> np.ndarray:
+    """RGB ``(H, W, 3)`` uint8, scaled (area averaging) so the short side is ``short_side``.
+
+    Every decoded frame the model sees is converted here (files through :func:`read_frames`,
+    live streams frame by frame), so they all look the same to it.
+    """
+    width, height = frame.width, frame.height
+    if short_side and min(width, height) > short_side:
+        scale = short_side / min(width, height)
+        width, height = round(width * scale), round(height * scale)
+    out = (reformatter or VideoReformatter()).reformat(
+        frame, format="rgb24", width=width, height=height, interpolation="AREA"
+    )
+    return out.to_ndarray()
+
+
 class _Decoder:
     """Forward decoding with seeks, mapping every decoded frame to its display index."""
 
@@ -178,15 +196,7 @@ class _Decoder:
         self.frames = self.container.decode(self.stream)
 
     def rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """RGB ``(H, W, 3)`` uint8, scaled (area averaging) so the short side is ``short_side``."""
-        width, height = frame.width, frame.height
-        if self.short_side and min(width, height) > self.short_side:
-            scale = self.short_side / min(width, height)
-            width, height = round(width * scale), round(height * scale)
-        out = self.reformatter.reformat(
-            frame, format="rgb24", width=width, height=height, interpolation="AREA"
-        )
-        return out.to_ndarray()
+        return frame_rgb(frame, self.short_side, self.reformatter)
 
     def next(self) -> av.VideoFrame | None:
         try:
@@ -255,7 +265,7 @@ def read_frames(
     if not indices:
         raise ValueError("no frame indices requested")
     if path.is_dir():
-        return _shrink(_read_folder(path, indices), short_side)
+        return shrink_frames(_read_folder(path, indices), short_side)
     container = _open(path)
     got: dict[int, np.ndarray] = {}
     last: np.ndarray | None = None
@@ -311,7 +321,7 @@ def decodable_frames(path: str | Path, num_frames: int | None = None) -> int:
     return last + 1
 
 
-def _shrink(frames: np.ndarray, short_side: int | None) -> np.ndarray:
+def shrink_frames(frames: np.ndarray, short_side: int | None) -> np.ndarray:
     """Downscale ``(T, H, W, 3)`` frames to ``short_side`` (frame folders decode via PIL)."""
     height, width = frames.shape[1:3]
     if not short_side or min(height, width) <= short_side:

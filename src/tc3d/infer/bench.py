@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from tc3d.data.dataset import ClipSpec
+from tc3d.data.clips import ClipSpec, clips_from_frames
 from tc3d.data.sampling import SamplingConfig, eval_indices
-from tc3d.data.transforms import centre_crop_box, crop_and_normalise, ten_crop_boxes
 from tc3d.data.video import VideoReadError, read_all_frames
 from tc3d.infer.engine import BATCH_CLIPS, Engine
 from tc3d.models.complexity import count_flops, count_parameters
@@ -106,32 +104,13 @@ def machine() -> dict:
 def _conventional_clips(path: Path, spec: ClipSpec) -> tuple[torch.Tensor, int]:
     """The conventional reader: decode every frame, then pick the sampled ones.
 
-    Same indices, scale and crops as the fast path (only the sampled frames are resized, which
-    favours the baseline); returns ``(crops, n, 3, k, H, W)`` and the frame count.
+    Same indices, scale and crops as the fast path, through the same clip builder (only the
+    sampled frames are resized, which favours the baseline); returns
+    ``(crops, n, 3, k, H, W)`` and the frame count.
     """
     frames = read_all_frames(path)  # (T, H, W, 3): every frame, decoded and converted to RGB
-    num_frames = len(frames)
-    indices = eval_indices(num_frames, spec.sampling, spec.protocol)  # (n, k)
-    picked = frames[indices.reshape(-1)]
-    height, width = picked.shape[1:3]
-    scale = spec.short_side / min(height, width)
-    if scale < 1:
-        x = torch.from_numpy(picked).permute(0, 3, 1, 2)
-        size = (round(height * scale), round(width * scale))
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
-        picked = x.permute(0, 2, 3, 1).contiguous().numpy()
-        height, width = size
-    boxes = (
-        ten_crop_boxes(height, width, flip=spec.flip)
-        if spec.crops == 10
-        else [centre_crop_box(height, width)]
-    )
-    n, k = indices.shape
-    views = [
-        crop_and_normalise(picked, b, spec.crop).view(3, n, k, spec.crop, spec.crop).transpose(0, 1)
-        for b in boxes
-    ]
-    return torch.stack(views), num_frames
+    indices = eval_indices(len(frames), spec.sampling, spec.protocol)  # (n, k)
+    return clips_from_frames(frames, indices, spec), len(frames)
 
 
 def baseline_pass(
@@ -186,7 +165,8 @@ def run_bench(
 ) -> dict:
     """Time the fast pipeline (and the baseline); returns the A3 ``bench`` keys and more."""
     from tc3d.device import resolve_device
-    from tc3d.infer.engine import cache_dir, calibration_videos
+    from tc3d.infer.calibration import cache_dir, weights_calibration
+    from tc3d.infer.engine import make_engine
 
     device = resolve_device(cfg.device)
     if cfg.videos:
@@ -200,10 +180,14 @@ def run_bench(
     spec = replace(spec, protocol=cfg.protocol, crops=cfg.crops)
     info = machine()
 
-    calibration = paths
-    if loaded is not None and cfg.precision == "int8":
-        calibration = calibration_videos(loaded, paths)
-    engine = Engine(model, device, cfg.precision, calibration, spec)
+    if loaded is not None:  # int8: the calibration stored with the model (made if none)
+        engine = make_engine(loaded, device, cfg.precision, fallback_videos=paths)
+    else:
+        calibration = None
+        if cfg.precision == "int8":
+            own = replace(spec, protocol="sclips", crops=1)  # as a model file's calibration
+            calibration = weights_calibration(model, own, paths)
+        engine = Engine(model, device, cfg.precision, calibration)
     warm = paths[: max(0, cfg.warmup)]
     if warm:
         list(engine.run(warm, spec, None, cfg.workers, cfg.batch_clips))

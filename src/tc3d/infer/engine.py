@@ -11,22 +11,19 @@ make it fast on a CPU:
   the model works on the previous batch, so the model never waits for the file;
 * clips of several videos are batched into one forward pass;
 * ``precision``: ``fp32`` (channels-last-3d), ``bf16`` (autocast) or ``int8`` (PyTorch's x86
-  static quantisation through FX graph mode: quantised conv3d kernels, observers calibrated
-  on a few videos; the calibration is cached on disk, keyed by the weights and the videos, so
-  it is done once).
+  static quantisation, :mod:`tc3d.infer.quantize`, with the calibration stored with the model).
+
+Video scores are fused by the model itself (:meth:`tc3d.models.tc3d.TC3D.video_probs`), the
+same fusion it was trained through.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import logging
-import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,115 +32,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.data.dataset import ClipSpec, load_clips
+from tc3d.data.clips import ClipSpec, load_clips
 from tc3d.data.sampling import group_clips
 from tc3d.data.video import VideoReadError, probe
 from tc3d.device import autocast, memory_format, to_device
+from tc3d.infer.calibration import model_calibration
+from tc3d.infer.quantize import Calibration, CalibrationMismatch, quantize_model
 from tc3d.models.tc3d import TC3D
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8")
 BATCH_CLIPS = 12  # clips per forward pass: large enough to batch across videos, small latency
-CALIBRATION_VIDEOS = 8
-CACHE_VERSION = 2  # 2: the quantised graph also returns the res5b map (_MapsAndScores)
 
 
 class EngineError(RuntimeError):
     """The engine cannot run as asked (e.g. int8 on a device without quantised kernels)."""
-
-
-def cache_dir() -> Path:
-    """Where int8 calibrations are kept: ``$TC3D_CACHE`` or ``~/.cache/tc3d``."""
-    if os.environ.get("TC3D_CACHE"):
-        return Path(os.environ["TC3D_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "tc3d"
-
-
-# ---------------------------------------------------------------------------------------------
-# int8: FX graph-mode static quantisation (x86 backend: fbgemm + oneDNN kernels)
-
-
-class _MapsAndScores(nn.Module):
-    """A Res3D backbone that returns its last conv map (res5b) beside the class scores.
-
-    Quantised in this form, one int8 graph serves both the classifier commands and those
-    that need the map (``features``, ``cam``); the extra output costs one dequantisation of
-    a small tensor. In eval mode the scores equal ``backbone(x)`` (dropout is the identity).
-    """
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.net = backbone
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fmap = self.net.res5b(x)
-        return fmap, self.net.fc(self.net.avgpool(fmap).flatten(1))
-
-
-def _fx_prepare(backbone: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx
-
-    torch.backends.quantized.engine = "x86"
-    float_model = copy.deepcopy(backbone).float().eval().to(memory_format=torch.contiguous_format)
-    return prepare_fx(float_model, get_default_qconfig_mapping("x86"), (example,))
-
-
-def _observer_state(prepared: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the activation observers' statistics: weight ranges come from the weights."""
-    return {k: v for k, v in prepared.state_dict().items() if "activation_post_process" in k}
-
-
-def quantize_backbone(
-    backbone: nn.Module,
-    calibration: Sequence[torch.Tensor],
-    observers: dict[str, torch.Tensor] | None = None,
-) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """int8 copy of a Res3D backbone (a ``_MapsAndScores``: ``x -> (res5b map, scores)``);
-    returns it and the observer statistics (for the cache).
-
-    ``calibration`` holds clip batches ``(N, 3, k, H, W)``; with ``observers`` from an earlier
-    calibration they are not run at all (only the first one's shape is used for tracing).
-    """
-    from torch.ao.quantization.quantize_fx import convert_fx
-
-    # torch 2.13 marks torch.ao's FX API deprecated in favour of torchao's pt2e, which it no
-    # longer ships; FX is still the x86 int8 path that works out of the box, so its notices
-    # are silenced here rather than shown on every command.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = _fx_prepare(_MapsAndScores(backbone), calibration[0][:1])
-        if observers is None:
-            with torch.no_grad():
-                for clips in calibration:
-                    prepared(clips.float())
-            observers = _observer_state(prepared)
-        else:
-            missing = prepared.load_state_dict(observers, strict=False).missing_keys
-            if any("activation_post_process" in k for k in missing):
-                raise EngineError("cached int8 calibration does not match the model")
-        return convert_fx(prepared).eval(), observers
-
-
-def _weights_digest(model: nn.Module, extra: str) -> str:
-    h = hashlib.sha256(extra.encode())
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:20]
-
-
-def _files_digest(paths: Sequence[str | Path]) -> str:
-    parts = []
-    for p in paths:
-        st = Path(p).stat()
-        parts.append(f"{Path(p).resolve()}:{st.st_size}:{int(st.st_mtime)}")
-    return "|".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# the engine
 
 
 @dataclass
@@ -175,9 +79,7 @@ class Engine:
         model: TC3D,
         device: torch.device,
         precision: str = "fp32",
-        calibration: Sequence[str | Path] = (),
-        spec: ClipSpec | None = None,
-        use_cache: bool = True,
+        calibration: Calibration | None = None,
     ):
         if precision not in PRECISIONS:
             raise EngineError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
@@ -187,63 +89,24 @@ class Engine:
         self.calibration_info: dict | None = None
         self.backbones: list[nn.Module] = list(model.backbones)
         if precision == "int8":
-            if device.type != "cpu":
-                raise EngineError("--precision int8 runs on the CPU only (x86 quantised kernels)")
-            if spec is None or not calibration:
-                raise EngineError("int8 needs a few videos to calibrate on")
-            self._quantize(spec, calibration, use_cache)
+            check_int8_device(device)
+            if calibration is None:
+                raise EngineError("int8 needs a calibration (tc3d.infer.quantize)")
+            start = time.perf_counter()
+            self.backbones = quantize_model(model, calibration)
+            self.calibration_info = {
+                "videos": calibration.videos,
+                "source": calibration.source,
+                "cached": calibration.stored,
+                "file": calibration.file,
+                "seconds": calibration.seconds + time.perf_counter() - start,
+            }
         else:
             self.model.to(device=device, memory_format=memory_format(device))
 
     @property
     def cfg(self):
         return self.model.cfg
-
-    def _quantize(self, spec: ClipSpec, paths: Sequence[str | Path], use_cache: bool) -> None:
-        paths = list(paths)[:CALIBRATION_VIDEOS]
-        key = _weights_digest(self.model, f"{CACHE_VERSION}|{spec}|{_files_digest(paths)}")
-        cache = cache_dir() / f"int8-{key}.pt"
-        cached = None
-        if use_cache and cache.is_file():
-            try:
-                cached = torch.load(cache, map_location="cpu", weights_only=True)
-            except Exception as e:  # a damaged cache is recomputed, never fatal
-                log.warning("ignoring unreadable int8 cache %s (%s)", cache, e)
-        clips = []
-        if cached is None:
-            for p in paths:
-                try:
-                    video, _ = load_clips(p, None, spec, None)  # (crops, n, 3, k, H, W)
-                except VideoReadError as e:
-                    log.warning("calibration skips %s: %s", e.path, e.reason)
-                    continue
-                clips.append(video.flatten(0, 1))
-            if not clips:
-                raise EngineError("int8 calibration: none of the calibration videos is readable")
-        else:
-            k, crop = spec.sampling.frames, spec.crop
-            clips = [torch.zeros(1, 3, k, crop, crop)]
-        quantized, states = [], []
-        start = time.perf_counter()
-        for i, backbone in enumerate(self.backbones):
-            observers = cached["observers"][i] if cached is not None else None
-            q, obs = quantize_backbone(backbone, clips, observers)
-            quantized.append(q)
-            states.append(obs)
-        if cached is None and use_cache:
-            from tc3d.io import atomic_save
-
-            try:
-                atomic_save({"observers": states, "calibration": [str(p) for p in paths]}, cache)
-            except OSError as e:
-                log.warning("could not write the int8 cache %s (%s)", cache, e)
-        self.backbones = quantized
-        self.calibration_info = {
-            "videos": len(paths),
-            "cached": cached is not None,
-            "file": str(cache),
-            "seconds": time.perf_counter() - start,
-        }
 
     # -- clips ------------------------------------------------------------------------------
 
@@ -289,18 +152,22 @@ class Engine:
 
     @torch.no_grad()
     def fuse(self, scores: torch.Tensor) -> torch.Tensor:
-        """Clip scores of one video ``(crops, n, K)`` -> class probabilities ``(K,)``.
+        """Clip scores of one video ``(crops, n, K)`` -> class probabilities ``(K,)``, by the
+        model's own fusion (:meth:`~tc3d.models.tc3d.TC3D.video_probs`) on its device."""
+        return self.model.video_probs(scores.to(self._fusion_device)).cpu()
 
-        The clips are grouped into S contiguous groups and averaged within each (allclips
-        gives more than S), fused per crop, softmaxed, and the crops averaged.
-        """
-        groups = group_clips(scores.shape[1], self.cfg.segments)
-        per_segment = torch.stack([scores[:, g].mean(1) for g in groups], dim=1)  # (crops,S,K)
-        fusion_param = next(self.model.fusion.parameters(), None)
-        if fusion_param is not None:
-            per_segment = per_segment.to(fusion_param.device)
-        fused = self.model.fuse(per_segment)
-        return torch.softmax(fused.float().cpu(), dim=-1).mean(0)
+    @torch.no_grad()
+    def fuse_each(self, scores: torch.Tensor) -> torch.Tensor:
+        """Scores ``(N, K)`` of N clips -> ``(N, K)`` probabilities, each clip fused alone as a
+        video of one clip (the model's :meth:`~tc3d.models.tc3d.TC3D.fuse` repeats it over the
+        S segments), so weighted and attention fusions give calibrated single-clip outputs."""
+        fused = self.model.fuse(scores[:, None].to(self._fusion_device))  # (N, K)
+        return torch.softmax(fused.float(), dim=-1).cpu()
+
+    @property
+    def _fusion_device(self) -> torch.device:
+        param = next(self.model.fusion.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
 
     # -- videos -----------------------------------------------------------------------------
 
@@ -428,29 +295,9 @@ class Engine:
         return position
 
 
-def calibration_videos(loaded, fallback: Sequence[str | Path] = ()) -> list[str]:
-    """A few training videos of the data set a checkpoint was trained on, else ``fallback``.
-
-    int8 observers should see the kind of video the model will see; the training list is the
-    natural source. When it is gone (a model copied elsewhere), the videos being processed are
-    used instead.
-    """
-    from tc3d.checkpoint import load_checkpoint
-    from tc3d.data.formats import load_dataset
-
-    paths: list[str] = []
-    try:
-        cfg = load_checkpoint(loaded.source).get("train_config") or {}
-        if cfg.get("data") and Path(cfg["data"]).exists():
-            split = load_dataset(cfg["data"], cfg.get("format"), cfg.get("split", 1))
-            items = list(split.train)
-            step = max(1, len(items) // CALIBRATION_VIDEOS)
-            paths = [str(it.path) for it in items[::step][:CALIBRATION_VIDEOS]]
-    except Exception as e:  # noqa: BLE001 - any problem: fall back to the given videos
-        log.info("no training videos for calibration (%s); using the input videos", e)
-    if not paths:
-        paths = [str(p) for p in list(fallback)[:CALIBRATION_VIDEOS]]
-    return [p for p in paths if Path(p).exists()]
+def check_int8_device(device: torch.device) -> None:
+    if device.type != "cpu":
+        raise EngineError("--precision int8 runs on the CPU only (x86 quantised kernels)")
 
 
 def make_engine(
@@ -458,12 +305,22 @@ def make_engine(
     device: torch.device,
     precision: str = "fp32",
     fallback_videos: Sequence[str | Path] = (),
-    calibration: Sequence[str | Path] | None = None,
+    calibration: Calibration | None = None,
 ) -> Engine:
-    """The engine for a loaded checkpoint; int8 calibrates on its training videos (cached)."""
-    if precision == "int8" and calibration is None:
-        calibration = calibration_videos(loaded, fallback_videos)
-    return Engine(loaded.model, device, precision, calibration or (), loaded.clip)
+    """The engine for a loaded model. int8 uses the calibration stored with the model, made
+    and stored at this first int8 use when there is none (on its training videos when
+    reachable, else on ``fallback_videos``, with a warning): :mod:`tc3d.infer.calibration`."""
+    if precision != "int8":
+        return Engine(loaded.model, device, precision)
+    check_int8_device(device)
+    if calibration is not None:
+        return Engine(loaded.model, device, precision, calibration)
+    try:
+        return Engine(loaded.model, device, precision, model_calibration(loaded, fallback_videos))
+    except CalibrationMismatch as e:
+        log.warning("%s: %s; calibrating again", loaded.source, e)
+        renewed = model_calibration(loaded, fallback_videos, renew=True)
+        return Engine(loaded.model, device, precision, renewed)
 
 
 def frame_counts(paths: Sequence[str | Path]) -> list[int | None]:

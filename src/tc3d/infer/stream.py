@@ -1,9 +1,11 @@
 """``tc3d stream``: online action recognition on files, URLs and cameras (the paper's future work).
 
 Each source has a reader thread that decodes frames as they come (a file paced at its frame
-rate with ``realtime``, as fast as the model takes them otherwise; a URL or camera live),
-centre-crops them and keeps the most recent ones in a ring buffer. Every ``stride`` frames the
-newest clip (k frames, ``offset`` apart, ending at the current frame) is handed to the model.
+rate with ``realtime``, as fast as the model takes them otherwise; a URL or camera live), at
+the model's short side, and keeps the most recent ones in a ring buffer. Every ``stride``
+frames the newest clip (k frames, ``offset`` apart, ending at the current frame) is built from
+the ring by the clip builder every other command uses (:mod:`tc3d.data.clips`: centre crop,
+normalisation) and handed to the model.
 T-C3D's temporal encoding then runs over a rolling window: each clip's class scores are
 computed **once** and the last S of them are fused, exactly as the S segments of a video are
 at test time, so a decision costs one clip, not S. One model serves all sources; clips due at
@@ -29,15 +31,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
-from tc3d.data.transforms import MEAN, STD, TEST_SCALE
-from tc3d.data.video import VideoReadError
+from tc3d.data.clips import ClipSpec, clips_from_frames
+from tc3d.data.video import VideoReadError, frame_rgb
 from tc3d.infer.engine import Engine, EngineError
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ class _Job:
     frame: int  # index of the clip's last frame
     t: float  # its time in the stream (seconds)
     available: float  # perf_counter when that frame was available
-    clip: np.ndarray  # (k, crop, crop, 3) uint8
+    clip: torch.Tensor  # (3, k, crop, crop), normalised
 
 
 @dataclass
@@ -96,13 +99,6 @@ def _is_live(uri: str) -> bool:
     return "://" in uri or uri.startswith("/dev/")
 
 
-def _normalise(clips: np.ndarray) -> torch.Tensor:
-    """``(N, k, H, W, 3)`` uint8 -> ``(N, 3, k, H, W)`` normalised float (as at test time)."""
-    x = torch.from_numpy(clips).float().div_(255.0)
-    x = (x - torch.tensor(MEAN)) / torch.tensor(STD)
-    return x.permute(0, 4, 1, 2, 3).contiguous()
-
-
 class _Slots:
     """The newest due clip of each source, handed from readers to the model thread."""
 
@@ -117,10 +113,7 @@ def _reader(
     state: _SourceState,
     slots: _Slots,
     cfg: StreamConfig,
-    k: int,
-    offset: int,
-    crop: int,
-    short_side: int,
+    spec: ClipSpec,
     stop: threading.Event,
     writer: _Overlay | None,
     phase: int = 0,
@@ -129,8 +122,10 @@ def _reader(
 
     ``phase`` shifts this source's decision frames (paced and live sources only, see above).
     """
-    span = (k - 1) * offset + 1
+    span = spec.sampling.span
+    picks = np.arange(0, span, spec.sampling.offset)[None]  # (1, k): positions in the ring
     ring: deque = deque(maxlen=span)
+    reformatter = VideoReformatter()
     live = _is_live(uri)
     paced = cfg.realtime and not live
     if not (paced or live):
@@ -158,26 +153,13 @@ def _reader(
                     state.frames += 1
                     continue
             available = release if paced else time.perf_counter()
-            w, h = frame.width, frame.height
-            scale = short_side / min(w, h)
-            rgb = frame.to_ndarray(format="rgb24", width=round(w * scale), height=round(h * scale))
-            hh, ww = rgb.shape[:2]
-            size = int(min(hh, ww) * TEST_SCALE)
-            y, x = (hh - size) // 2, (ww - size) // 2
-            patch = rgb[y : y + size, x : x + size]
-            if size != crop:
-                t = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float()
-                t = torch.nn.functional.interpolate(
-                    t, size=(crop, crop), mode="bilinear", antialias=True
-                )
-                patch = t[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-            ring.append(np.ascontiguousarray(patch))
+            ring.append(frame_rgb(frame, spec.short_side, reformatter))
             state.frames += 1
             if writer is not None:
                 writer.write(frame, state.label)
             if (i + 1 + phase) % cfg.stride or len(ring) < span:
                 continue
-            clip = np.stack([ring[j] for j in range(0, span, offset)])
+            clip = clips_from_frames(np.stack(ring), picks, spec)[0, 0]  # (3, k, crop, crop)
             job = _Job(index, i, i / state.fps, available, clip)
             with slots.cond:
                 if not (paced or live):
@@ -258,9 +240,9 @@ def run_stream(
         raise EngineError("stream needs a model with shared weights (one clip, one pass)")
     if cfg.stride < 1:
         raise ValueError("--stride must be at least 1")
-    spec = loaded.clip
-    k = cfg.window or spec.sampling.frames
-    offset, segments = spec.sampling.offset, engine.cfg.segments
+    k = cfg.window or loaded.clip.sampling.frames
+    sampling = replace(loaded.clip.sampling, frames=k)
+    spec = replace(loaded.clip, sampling=sampling, protocol="sclips", crops=1)
     states = [_SourceState(str(s)) for s in sources]
     slots = _Slots(len(sources))
     stop = threading.Event()
@@ -268,7 +250,7 @@ def run_stream(
     readers = [
         threading.Thread(
             target=_reader,
-            args=(i, s, states[i], slots, cfg, k, offset, spec.crop, spec.short_side, stop),
+            args=(i, s, states[i], slots, cfg, spec, stop),
             kwargs={
                 "writer": writer if i == 0 else None,
                 "phase": i * cfg.stride // len(sources),
@@ -298,11 +280,11 @@ def run_stream(
                 slots.cond.notify_all()
             if not jobs:
                 break  # every source has ended
-            scores = engine.clip_scores(_normalise(np.stack([j.clip for j in jobs])))
+            scores = engine.clip_scores(torch.stack([j.clip for j in jobs]))
             for job, score in zip(jobs, scores):
                 st = states[job.source]
                 st.scores.append(score)
-                while len(st.scores) > segments:
+                while len(st.scores) > engine.cfg.segments:
                     st.scores.popleft()
                 recent = torch.stack(list(st.scores))  # (≤S, K), oldest first
                 probs = engine.fuse(recent[None])

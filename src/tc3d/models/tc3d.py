@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from tc3d.data.sampling import group_clips
 from tc3d.models.fusion import make_fusion
 from tc3d.models.res3d import res3d18
 
@@ -55,8 +56,28 @@ class TC3D(nn.Module):
         return self.backbones[segment if len(self.backbones) > 1 else 0](clips)
 
     def fuse(self, scores: torch.Tensor) -> torch.Tensor:
-        """``(N, S, K)`` clip scores -> ``(N, K)`` video scores."""
+        """``(N, n, K)`` scores of n time-ordered clips per video -> ``(N, K)`` video scores.
+
+        The one fusion path, for training (n = S) and every inference front end alike, so the
+        two cannot drift apart. Any n is accepted because inference meets other counts:
+        ``allclips`` scores more clips than segments, a stream fuses the few clips it has seen
+        so far, anomaly scoring fuses one sliding clip at a time. The clips are split into S
+        contiguous groups, averaged within each (a group of one is that clip; with fewer clips
+        than segments each segment takes the nearest clip, so a lone clip fills all S), and
+        the groups go through the fusion Q, so position-aware fusions always see S inputs in
+        time order.
+        """
+        segments = self.cfg.segments
+        if scores.shape[1] != segments:
+            groups = group_clips(scores.shape[1], segments)
+            scores = torch.stack([scores[:, g].mean(1) for g in groups], dim=1)  # (N, S, K)
         return self.fusion(scores)
+
+    def video_probs(self, scores: torch.Tensor) -> torch.Tensor:
+        """Test-time prediction of one video: clip scores ``(crops, n, K)`` -> class
+        probabilities ``(K,)``, each crop fused (:meth:`fuse`) and softmaxed, then the crops
+        averaged (the paper's multi-crop test)."""
+        return torch.softmax(self.fuse(scores).float(), dim=-1).mean(0)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         n, s = video.shape[:2]  # video: (N, S, 3, T, H, W)
