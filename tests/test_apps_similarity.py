@@ -88,8 +88,28 @@ def test_similarity_keys_and_folds(videos, model, tmp_path, capsys):
     assert {"auc", "accuracy", "folds", "pairs"} <= result.keys()
     assert (result["folds"], result["pairs"]) == (4, 28)
     assert set(result["layers"]) == {"res5b", "pool5", "prob"}
-    assert 0 <= result["auc"] <= 100 and 0 <= result["accuracy"] <= 100
     assert roc.read_bytes()[:4] == b"\x89PNG"
+    # The figures are the protocol applied to what tc3d features writes: per layer the six
+    # distances of each pair, pair i in fold i % 4 + 1, the layers side by side for the total
+    feats = tmp_path / "f.npz"
+    args = ["features", "--model", str(model), "--data", str(videos), "--layer", "all"]
+    assert main([*args, "--out", str(feats), "--json"]) == 0
+    capsys.readouterr()
+    data = np.load(feats)
+    row = {v: i for i, v in enumerate(data["videos"])}
+    pairs_read = [line.split() for line in lines]
+    same = np.array([int(x[2]) for x in pairs_read])
+    folds = np.arange(len(lines)) % 4 + 1
+    blocks = []
+    for layer in ("res5b", "pool5", "prob"):
+        f = data[layer]
+        blocks.append(np.stack([pair_vector(f[row[a]], f[row[b]]) for a, b, _ in pairs_read]))
+        want = cross_validate(blocks[-1], same, folds)
+        assert result["layers"][layer]["auc"] == pytest.approx(want["auc"], abs=1e-6), layer
+        assert result["layers"][layer]["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+    want = cross_validate(np.concatenate(blocks, axis=1), same, folds)
+    assert result["auc"] == pytest.approx(want["auc"], abs=1e-6)
+    assert result["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
 
 
 def test_read_pairs(tmp_path):

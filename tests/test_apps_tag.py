@@ -43,22 +43,27 @@ def test_tag_resumes_and_lists_failures(folder, tmp_path, suffix, tag):
     out = tmp_path / f"tags.{suffix}"
     first = tag(videos, model, out)
     assert (first["videos"], first["tagged"], first["skipped"]) == (50, 48, 0)
-    assert sorted(f["path"].rsplit("/", 1)[1] for f in first["failed"]) == [
-        "broken_empty.mp4",
-        "broken_garbage.avi",
-    ]
-    assert all(f["error"] for f in first["failed"])
+    errors = {f["path"].rsplit("/", 1)[1]: f["error"] for f in first["failed"]}
+    assert sorted(errors) == ["broken_empty.mp4", "broken_garbage.avi"]
+    assert errors["broken_empty.mp4"] == "empty file (0 bytes)"
+    assert errors["broken_garbage.avi"].startswith("cannot open as video")
     text = out.read_text()
     if suffix == "csv":
         rows = text.splitlines()
         assert rows[0] == "video,label_1,prob_1,label_2,prob_2" and len(rows) == 49
         name, l1, p1, l2, p2 = rows[1].split(",")
-        assert name == "sub0/v00.mp4" and {l1, l2} <= {"a", "b", "c"} and float(p1) >= float(p2)
+        tagged = {"video": name, "labels": [(l1, float(p1)), (l2, float(p2))]}
     else:
         recs = [json.loads(line) for line in text.splitlines()]
         assert len(recs) == 48 and len({r["video"] for r in recs}) == 48
-        probs = [x["prob"] for x in recs[0]["labels"]]
-        assert len(probs) == 2 and probs[0] >= probs[1] and 0 < sum(probs) <= 1.0001
+        labels = [(x["label"], x["prob"]) for x in recs[0]["labels"]]
+        tagged = {"video": recs[0]["video"], "labels": labels}
+    # a row holds what tc3d predict says about that video (6 decimals in the CSV)
+    assert tagged["video"] == "sub0/v00.mp4"
+    predicted = _predict(model, [videos / "sub0" / "v00.mp4"], top=2)[0]
+    assert [label for label, _ in tagged["labels"]] == [x["label"] for x in predicted]
+    for (_, prob), x in zip(tagged["labels"], predicted):
+        assert prob == pytest.approx(x["prob"], abs=1e-6)
 
     second = tag(videos, model, out)  # no work: everything tagged or known to fail
     assert (second["tagged"], second["skipped"], len(second["failed"])) == (0, 48, 2)
@@ -94,7 +99,20 @@ def test_tag_runs_int8_through_the_engine(folder, tmp_path, tag):
     assert (r["videos"], r["tagged"], len(r["failed"])) == (50, 48, 2)
     recs = [json.loads(line) for line in (tmp_path / "int8.jsonl").read_text().splitlines()]
     assert len({rec["video"] for rec in recs}) == 48
-    for rec in recs:
-        labels, probs = [x["label"] for x in rec["labels"]], [x["prob"] for x in rec["labels"]]
-        assert set(labels) <= {"a", "b", "c"} and len(set(labels)) == 2
-        assert 1 >= probs[0] >= probs[1] > 0 and probs[0] + probs[1] <= 1 + 1e-5
+    # int8 moves each class probability a little from fp32's, never to another model's output
+    names = [rec["video"] for rec in recs]
+    fp32 = _predict(model, [videos / name for name in names], top=3)
+    for rec, reference in zip(recs, fp32):
+        want = {x["label"]: x["prob"] for x in reference}
+        probs = [x["prob"] for x in rec["labels"]]
+        assert len(probs) == 2 and probs[0] >= probs[1]
+        for x in rec["labels"]:
+            assert x["prob"] == pytest.approx(want[x["label"]], abs=0.05), rec["video"]
+
+
+def _predict(model, videos, top: int) -> list[list[dict]]:
+    """fp32 labels of each video, as tc3d predict gives them."""
+    import tc3d
+
+    results = tc3d.load_model(model, device="cpu").predict(videos, top=top)
+    return [r["labels"] for r in results]
