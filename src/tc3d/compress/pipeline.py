@@ -53,7 +53,7 @@ from tc3d.device import (
     set_threads,
     to_device,
 )
-from tc3d.evaluate import evaluate
+from tc3d.evaluate import check_classes, evaluate
 from tc3d.train import TrainConfig, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -137,11 +137,7 @@ class _Trainer:
         self.base_lr = cfg.lr if cfg.lr is not None else base.lr / 10
         self.train_cfg = replace(base, lr=self.base_lr, batch_size=cfg.batch_size)
         self.split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
-        if self.split.classes != loaded.classes:
-            raise CompressError(
-                f"the model's {len(loaded.classes)} classes differ from the data set's "
-                f"{len(self.split.classes)}"
-            )
+        check_classes(loaded.classes, self.split.classes)
         if not self.split.train:
             raise CompressError(f"{cfg.data}: no training videos to fine-tune on")
         self.spec = loaded.clip
@@ -285,7 +281,8 @@ def _settings(cfg: CompressConfig) -> dict:
 
 
 def compress(cfg: CompressConfig, progress: Progress) -> dict:
-    """Run the stages; returns ``{stages, file, file_bytes, ratio, layers, ...}`` (A3)."""
+    """Run the stages; returns ``{stages, file, file_bytes, ratio, layers, ...}``: the JSON of
+    ``tc3d compress``."""
     start = time.perf_counter()
     out = Path(cfg.out)
     if "huffman" in cfg.stages and out.suffix != ".tc3d":
