@@ -101,6 +101,8 @@ class Model:
         data_split = load_dataset(data, format, split, splits)
         check_classes(self.classes, data_split.classes)
         engine = self.engine([str(i.path) for i in data_split.train[::7]])
+        if progress:
+            progress(0, len(data_split.test))
         result = evaluate(
             self.loaded,
             data_split.test,

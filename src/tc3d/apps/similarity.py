@@ -153,6 +153,8 @@ def write_features(
     """``tc3d features``: the features of every video under ``root`` (:func:`feature_videos`)
     saved to ``out``; returns ``{videos, dim, dims, layers, file, failed}``."""
     paths, names = feature_videos(root, format, split, splits)
+    if progress:
+        progress(0, len(paths))
     feats = extract_features(loaded, paths, device, layers, precision, batch_size, names, progress)
     if not feats.videos:
         raise SimilarityError("no video could be read")

@@ -34,8 +34,12 @@ def console():
     return Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
 
 
-def progress(description: str):
-    """A rich progress bar on stderr: ``with progress(...) as update: update(done, total)``."""
+def progress(description: str, lazy: bool = False):
+    """A rich progress bar on stderr: ``with progress(...) as update: update(done, total)``.
+
+    ``lazy``: the bar shows at the first update, for library calls that prepare (read a data
+    set, check it) before they report ``update(0, total)``: a failure there is then one line
+    with no empty bar above it."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -45,7 +49,9 @@ def progress(description: str):
     )
 
     class _Bar:
-        def __enter__(self):
+        progress = None
+
+        def start(self):
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -57,9 +63,15 @@ def progress(description: str):
             )
             self.progress.__enter__()
             self.task = self.progress.add_task(description, total=None, info="")
+
+        def __enter__(self):
+            if not lazy:
+                self.start()
             return self.update
 
         def update(self, done: int, total: int, info: dict | None = None):
+            if self.progress is None:
+                self.start()
             text = "  ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                 for k, v in (info or {}).items()
@@ -67,7 +79,8 @@ def progress(description: str):
             self.progress.update(self.task, completed=done, total=total, info=text)
 
         def __exit__(self, *exc):
-            self.progress.__exit__(*exc)
+            if self.progress is not None:
+                self.progress.__exit__(*exc)
 
     return _Bar()
 

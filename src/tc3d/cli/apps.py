@@ -87,7 +87,7 @@ def cmd_features(args) -> dict:
     existing(args.data, "data set root")
     layers = LAYERS if args.layer == "all" else tuple(args.layer.split(","))
     m = load(args)
-    with progress("extracting features") as update:
+    with progress("extracting features", lazy=True) as update:
         result = write_features(
             m.loaded, args.data, args.out, m.device, layers, m.precision, m.batch_size,
             args.format, args.split, args.splits, update,

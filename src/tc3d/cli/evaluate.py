@@ -18,7 +18,7 @@ from tc3d.data.sampling import PROTOCOLS
 def cmd_test(args) -> dict:
     existing(args.data, "data set root")
     model = load(args)
-    with progress("testing") as update:
+    with progress("testing", lazy=True) as update:
         result = model.evaluate(
             args.data,
             args.format,
