@@ -1,6 +1,6 @@
 """What would fewer convolution centroids buy? One-shot file size (and top-1) per codebook size.
 
-DESIGN A6 fixes 256 centroids per convolution layer (8-bit indices, as the paper). This script
+tc3d compress fixes 256 centroids per convolution layer (8-bit indices, as the paper). This script
 measures the alternative that the full-width size target would need: the same one-shot path as
 ``tc3d compress`` without ``--data`` (prune to 0.90 conv / 0.95 fc, linear-init k-means,
 Huffman-coded ``.tc3d``), with ``k`` conv centroids for each ``k`` asked for (fc keeps 32).

@@ -4,7 +4,7 @@ For every coded layer: bits per surviving weight spent on centroid indices and o
 positions (gaps + fillers), against the Shannon bound of each stream's empirical symbol
 distribution (what an ideal arithmetic/ANS coder with the same per-layer statistics would
 spend). Also the iid-position bound ``H(density) / density`` per weight. Totals are given in
-MiB, as DESIGN A6 reports sizes.
+MiB, as the compression report gives sizes.
 
 Usage: python benchmarks/compress_entropy.py FILE.tc3d
 """

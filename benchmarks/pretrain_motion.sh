@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remakes the shipped model src/tc3d/weights/motion.tc3d (DESIGN A11), as recorded in
+# Remakes the shipped model src/tc3d/weights/motion.tc3d, as recorded in
 # docs/RESULTS.md ("The shipped backbone"). Safe to run again after an interruption: the
 # pretraining resumes from runs/motion/last.pt and the finished steps are skipped.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's Table IV on this machine: full-width Res3D-18 (S=3, k=8, 112 crop), fps over the
-# whole pipeline (DESIGN A7) on synthetic 7 s 320x240 25-fps videos. Each row is one
-# `tc3d bench` run holding the benchmark lock exclusively; JSON lines go to $OUT.
+# whole pipeline (open, decode, sample, model, fusion) on synthetic 7 s 320x240 25-fps videos.
+# Each row is one `tc3d bench` run holding the benchmark lock exclusively; JSON lines go to $OUT.
 # Usage: bash benchmarks/table4.sh [OUT.jsonl]   (about 10 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."

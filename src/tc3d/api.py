@@ -1,4 +1,4 @@
-"""The Python API (DESIGN A8): what the CLI, the web page and cluster workers call.
+"""The Python API: what the CLI, the web page and cluster workers call.
 
 ```python
 import tc3d
@@ -79,6 +79,44 @@ class Model:
             progress,
             self.engine(paths),
         )
+
+    def evaluate(
+        self,
+        data: str | Path,
+        format: str | None = None,
+        split: int = 1,
+        splits: str | Path | None = None,
+        protocol: str = "sclips",
+        crops: int = 1,
+        workers: int = 2,
+        progress: Progress | None = None,
+    ) -> dict:
+        """Video-level metrics on a data set's test split, as ``tc3d test --json`` prints them
+        (``top1``, ``top5``, ``mean_class_acc``, ``fps``, ``skipped``, ...). The data set must
+        name the model's classes; int8 calibrates on a sample of its training videos when the
+        model's own training set is not at hand."""
+        from tc3d.data.formats import load_dataset
+        from tc3d.evaluate import check_classes, evaluate
+
+        data_split = load_dataset(data, format, split, splits)
+        check_classes(self.classes, data_split.classes)
+        engine = self.engine([str(i.path) for i in data_split.train[::7]])
+        if progress:
+            progress(0, len(data_split.test))
+        result = evaluate(
+            self.loaded,
+            data_split.test,
+            self.device,
+            protocol,
+            crops,
+            self.precision,
+            self.batch_size,
+            workers,
+            progress,
+            engine,
+        )
+        result["precision"] = self.precision
+        return result
 
     def features(
         self,

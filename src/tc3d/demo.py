@@ -142,11 +142,11 @@ def _train_and_test(
 
 
 def _speed(s3: dict, data: Path, progress) -> dict:
-    """Frames/s of the whole pipeline (A7) through the inference engine at int8.
+    """Frames/s of the whole pipeline (open to fused label) through the int8 inference engine.
 
     The S=3 model is quantised (calibrated on a few training videos, cached) and timed over the
     test split after a warm-up; int8 supplies the demo's ``fps`` only if its top-1 is within
-    0.5 point of fp32's (DESIGN A2), otherwise fp32's own test-pass figure stands.
+    0.5 point of fp32's, otherwise fp32's own test-pass figure stands.
     """
     from tc3d.evaluate import accuracy_metrics
     from tc3d.infer.engine import make_engine
@@ -237,7 +237,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
         p["true_label"] = true
     lap("predict")
 
-    size_bytes = 4 * s3["params"]  # fp32 weights: the model's natural storage (DESIGN A6)
+    size_bytes = 4 * s3["params"]  # fp32 weights: the model's natural storage
     summary = {
         "top1": s3["top1"],
         "top1_s1": s1["top1"],

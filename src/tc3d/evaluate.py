@@ -77,6 +77,16 @@ def score_items(
     return out
 
 
+def check_classes(model_classes: Sequence[str], data_classes: Sequence[str]) -> None:
+    """Raise ValueError unless a data set names the model's classes in the model's order: its
+    labels index the model's outputs, so any other list would score the wrong classes."""
+    if list(data_classes) != list(model_classes):
+        raise ValueError(
+            f"the model's {len(model_classes)} classes differ from the data set's "
+            f"{len(data_classes)} classes"
+        )
+
+
 def accuracy_metrics(
     probs: dict[int, np.ndarray], labels: dict[int, int], classes: Sequence[str]
 ) -> dict:
@@ -115,7 +125,8 @@ def evaluate(
     """``tc3d test``: video-level metrics plus timing (fps = input frames per second).
 
     The time covers the whole pipeline (open, decode, sample, transform, model, fusion) of
-    every video, as DESIGN A7 defines it; preparing the engine (int8 calibration) is not in it.
+    every video (docs/REFERENCE.md, "frames per second"); preparing the engine (int8
+    calibration) is not in it.
     """
     spec = replace(loaded.clip, protocol=protocol, crops=crops)
     scores = score_items(

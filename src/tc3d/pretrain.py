@@ -1,4 +1,4 @@
-"""``tc3d pretrain``: a Res3D-18 backbone pretrained on procedural video (DESIGN A11).
+"""``tc3d pretrain``: a Res3D-18 backbone pretrained on procedural video (as ``motion`` was).
 
 The clips come from :mod:`tc3d.data.procedural`, rendered on the fly by DataLoader workers,
 each labelled by its object's (motion, change) pair: supervised on what the generator knows,
@@ -141,7 +141,7 @@ def validate(model: TC3D, batches: list[dict], device: torch.device) -> dict:
 
 def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """Pretrain, checkpointing every ``eval_every`` steps; returns ``{checkpoint, iters,
-    seconds, clips_per_s, data_wait, val_top1}`` (A3)."""
+    seconds, clips_per_s, data_wait, val_top1}``: the JSON of ``tc3d pretrain``."""
     start_time = time.perf_counter()
     device = resolve_device(cfg.device)
     if device.type == "cpu":

@@ -51,7 +51,7 @@ class TrainError(RuntimeError):
     pass
 
 
-DEFAULT_INIT = "motion"  # the shipped pretrained backbone (DESIGN A11)
+DEFAULT_INIT = "motion"  # the shipped pretrained backbone (tc3d models)
 
 # Fine-tuning from the shipped ``motion`` backbone on small data: the defaults. Measured in
 # docs/RESULTS.md ("Fine-tuning recipe"): AdamW at a low learning rate, no flips (a mirror
@@ -89,11 +89,15 @@ PAPER = dict(
     head_lr_scale=1.0,
 )
 RECIPES = {"finetune": FINETUNE, "paper": PAPER}
+OPTIMIZERS = ("sgd", "adamw")
+# tc3d anomaly train: a short event in a long video needs more segments, and max fusion lets
+# one of them decide (docs/RESULTS.md, Table VI analog).
+ANOMALY = dict(segments=6, fusion="max")
 
 
 @dataclass
 class TrainConfig:
-    """All ``tc3d train`` flags (DESIGN A4); defaults are the fine-tuning recipe (``FINETUNE``).
+    """All ``tc3d train`` flags; defaults are the fine-tuning recipe (``FINETUNE``).
 
     ``width`` and ``crop`` left at None follow the ``init`` model (0.25 and 96 for ``motion``;
     1.0 and 112 from scratch). ``init`` None is ``motion``, or scratch when ``width`` is given
@@ -135,6 +139,18 @@ class TrainConfig:
     eval_every: int = 1000
     eval_batch_size: int = 4
     device: str = "auto"
+
+
+def make_config(recipe: str = "finetune", anomaly: bool = False, **flags) -> TrainConfig:
+    """The config of a run: ``recipe``'s values, then the anomaly task's (``ANOMALY``, on
+    ``ucfcrime``), then every flag that is not None, so a flag given always wins."""
+    values = dict(RECIPES[recipe])
+    if anomaly:
+        values.update(ANOMALY)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if anomaly:
+        values.update(format="ucfcrime", anomaly=True)
+    return TrainConfig(**values)
 
 
 def lr_steps(cfg: TrainConfig) -> list[int]:
@@ -396,7 +412,7 @@ def _evaluate(
 def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """Train, checkpointing as it goes.
 
-    Returns ``{checkpoint, iters, val_top1, seconds, skipped}`` (DESIGN A3).
+    Returns ``{checkpoint, iters, val_top1, seconds, skipped}``: the JSON of ``tc3d train``.
     """
     start_time = time.perf_counter()
     rank, world = _distributed()

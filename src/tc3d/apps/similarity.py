@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from tc3d.apps.tag import list_videos
 from tc3d.checkpoint import LoadedModel
 from tc3d.data.dataset import VideoDataset, collate_test
-from tc3d.data.formats import VideoItem
+from tc3d.data.formats import DatasetFormatError, VideoItem, load_dataset
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with
 
@@ -112,6 +113,64 @@ def save_features(features: Features, path: str | Path, classes: Sequence[str] =
     return path
 
 
+def feature_videos(
+    root: str | Path, format: str | None = None, split: int = 1, splits: str | Path | None = None
+) -> tuple[list[Path], list[str]]:
+    """The videos ``tc3d features`` reads under ``root`` and the names it stores them by.
+
+    A data set's train and test videos, or (when ``root`` is no data set and no ``format`` was
+    asked for) every video below the folder. Names are relative to ``root`` so that a features
+    file does not depend on where the data set sits."""
+    root = Path(root)
+    try:
+        data = load_dataset(root, format, split, splits)
+        paths = [i.path for i in data.train + data.test]
+    except DatasetFormatError:
+        if format:
+            raise
+        paths = list_videos(root)
+    if not paths:
+        raise SimilarityError(f"no videos under {root}")
+    base = root.resolve()
+    names = [Path(p).resolve().relative_to(base).as_posix()
+             if Path(p).resolve().is_relative_to(base) else str(p)
+             for p in paths]  # fmt: skip
+    return paths, names
+
+
+def write_features(
+    loaded: LoadedModel,
+    root: str | Path,
+    out: str | Path,
+    device: torch.device,
+    layers: Sequence[str] = ("pool5",),
+    precision: str = "fp32",
+    batch_size: int = 4,
+    format: str | None = None,
+    split: int = 1,
+    splits: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``tc3d features``: the features of every video under ``root`` (:func:`feature_videos`)
+    saved to ``out``; returns ``{videos, dim, dims, layers, file, failed}``."""
+    paths, names = feature_videos(root, format, split, splits)
+    if progress:
+        progress(0, len(paths))
+    feats = extract_features(loaded, paths, device, layers, precision, batch_size, names, progress)
+    if not feats.videos:
+        raise SimilarityError("no video could be read")
+    file = save_features(feats, out, loaded.classes)
+    dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
+    return {
+        "videos": len(feats.videos),
+        "dim": dims[layers[0]],
+        "dims": dims,
+        "layers": list(layers),
+        "file": str(file),
+        "failed": feats.failed,
+    }
+
+
 # ---------------------------------------------------------------- pairs and the SVM protocol
 
 
@@ -124,7 +183,7 @@ class Pair:
 
 
 def read_pairs(path: str | Path, folds: int = 10) -> list[Pair]:
-    """``video_a video_b same(0|1) [fold]`` lines (A5). A fold column wins over ``folds``;
+    """``video_a video_b same(0|1) [fold]`` lines. A fold column wins over ``folds``;
     without one, pair i goes to fold ``i % folds + 1`` (deterministic, balanced)."""
     path = Path(path)
     rows = []

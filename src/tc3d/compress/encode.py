@@ -1,4 +1,4 @@
-"""Sparse relative-index encoding and the ``.tc3d`` file (paper Section III-F, DESIGN A6).
+"""Sparse relative-index encoding and the ``.tc3d`` file (paper Section III-F).
 
 A pruned, weight-shared layer is two symbol streams over its flattened weight (row-major,
 i.e. output channel first): the *gap* before each surviving weight (8 bits for convolutions,
@@ -89,7 +89,7 @@ def gaps_to_positions(symbols: np.ndarray, bits: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# natural storage sizes of the stages before Huffman (DESIGN A6)
+# natural storage sizes of the stages before Huffman (the sizes the compression report lists)
 
 
 def sparse_entries(positions: np.ndarray, kind: str) -> int:

@@ -35,7 +35,7 @@ from tc3d.checkpoint import LoadedModel, load_checkpoint, load_model, model_meta
 from tc3d.compress import encode, prune, share
 from tc3d.data.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device, rng_state, set_rng_state, set_threads
-from tc3d.evaluate import evaluate
+from tc3d.evaluate import check_classes, evaluate
 from tc3d.infer.calibration import KEY as CALIBRATION_KEY
 from tc3d.infer.calibration import compress_calibration
 from tc3d.io import atomic_save, atomic_write_text
@@ -122,11 +122,7 @@ class _Trainer:
         self.base_lr = cfg.lr if cfg.lr is not None else base.lr / 10
         self.train_cfg = replace(base, lr=self.base_lr, batch_size=cfg.batch_size)
         self.split = load_dataset(cfg.data, cfg.format, cfg.split, cfg.splits)
-        if self.split.classes != loaded.classes:
-            raise CompressError(
-                f"the model's {len(loaded.classes)} classes differ from the data set's "
-                f"{len(self.split.classes)}"
-            )
+        check_classes(loaded.classes, self.split.classes)
         if not self.split.train:
             raise CompressError(f"{cfg.data}: no training videos to fine-tune on")
         self.spec = loaded.clip
@@ -260,7 +256,8 @@ def _settings(cfg: CompressConfig) -> dict:
 
 
 def compress(cfg: CompressConfig, progress: Progress) -> dict:
-    """Run the stages; returns ``{stages, file, file_bytes, ratio, layers, ...}`` (A3)."""
+    """Run the stages; returns ``{stages, file, file_bytes, ratio, layers, ...}``: the JSON of
+    ``tc3d compress``."""
     start = time.perf_counter()
     out = Path(cfg.out)
     if "huffman" in cfg.stages and out.suffix != ".tc3d":

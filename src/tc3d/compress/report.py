@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tc3d.compress.encode import Tc3dError, read_tc3d
 from tc3d.io import atomic_write_text, atomic_write_with
 
 STAGE_TITLES = {
@@ -98,3 +99,37 @@ def write_plot(result: dict, path: str | Path) -> Path:
     atomic_write_with(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path
+
+
+def write_reports(result: dict, out: str | Path) -> dict:
+    """Write a compression run's report beside its ``.tc3d`` file ``out``: NAME.compress.json
+    (``result``, holding both paths) and NAME.compress.png; ``result`` gains ``report`` and
+    ``plot``."""
+    out = Path(out)
+    result["report"] = str(out.with_name(out.stem + ".compress.json"))
+    result["plot"] = str(write_plot(result, out.with_name(out.stem + ".compress.png")))
+    write_json(result, result["report"])
+    return result
+
+
+def inspect_file(path: str | Path) -> dict:
+    """``tc3d inspect``: check a ``.tc3d`` file's checksum, decode it and total its sizes.
+
+    A damaged file is data, not an exception: ``{"valid": False, "error", "file_bytes"}``."""
+    path = Path(path)
+    try:
+        contents = read_tc3d(path)
+    except Tc3dError as e:
+        return {"valid": False, "error": str(e), "file_bytes": path.stat().st_size}
+    h = contents.header
+    return {
+        "valid": True,
+        "file": str(path),
+        "file_bytes": contents.file_bytes,
+        "layers": contents.layer_stats,
+        "dense_bytes": sum(d["data"][1] for d in h["dense"]),  # BatchNorm, biases, fusion
+        "weights": sum(x["nnz"] for x in contents.layer_stats),
+        "classes": h["classes"],
+        "model_config": h["model_config"],
+        "clip": h["clip"],
+    }

@@ -59,7 +59,7 @@ def kmeans_1d(values: np.ndarray, k: int, max_iters: int = 300) -> tuple[np.ndar
 def share_layer(
     name: str, kind: str, weight: torch.Tensor, mask: torch.Tensor, k: int | None = None
 ) -> SharedLayer:
-    """Cluster a layer's surviving weights into ``k`` values (default: A6's count for its kind)."""
+    """Cluster a layer's surviving weights into ``k`` values (default: ``CLUSTERS``)."""
     flat = weight.detach().cpu().reshape(-1).numpy()  # logical (row-major) order
     positions = np.flatnonzero(mask.detach().cpu().reshape(-1).numpy())
     codebook, indices = kmeans_1d(flat[positions], k or CLUSTERS[kind])
@@ -71,7 +71,7 @@ def share_layer(
 def share_model(
     model: nn.Module, masks: dict[str, torch.Tensor], conv_k: int | None = None
 ) -> list[SharedLayer]:
-    """Every pruned layer shared; ``conv_k`` overrides A6's convolution codebook size."""
+    """Every pruned layer shared; ``conv_k`` overrides the convolution codebook size (256)."""
     return [
         share_layer(n, kind, w, masks[n], None if kind == "fc" else conv_k)
         for n, (kind, w) in prunable_layers(model).items()

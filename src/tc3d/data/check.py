@@ -36,9 +36,9 @@ def check_dataset(
     clip_frames: int = 24,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """The A3 report, plus two lists of usable videos worth knowing about: ``truncated``
-    (fewer frames decode than the header claims) and ``short`` (fewer frames than one S×k
-    sample, ``clip_frames``, so clips repeat frames)."""
+    """The ``tc3d data check`` report, plus two lists of usable videos worth knowing about:
+    ``truncated`` (fewer frames decode than the header claims) and ``short`` (fewer frames
+    than one S×k sample, ``clip_frames``, so clips repeat frames)."""
     data = load_dataset(root, format, split, splits)
     paths = list(dict.fromkeys(item.path for item in data.train + data.test))
     frames: list[int] = []

@@ -1,4 +1,4 @@
-"""Procedural clips for pretraining: an endless stream of moving, changing things (DESIGN A11).
+"""Procedural clips for pretraining: an endless stream of moving, changing things.
 
 A network trained from scratch on a few synthetic classes learns shortcuts for those classes,
 not motion. Following Yu, Chen & Gandelsman (*Learning Video Representations without Natural

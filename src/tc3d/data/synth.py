@@ -7,7 +7,7 @@ rotation sense, speed), which an 8-frame clip sees but a frame does not; *long_t
 an "athlete" going through three phases (start, an uninformative walk, end), so one centre clip
 sees only the walk while the S=3 segment clips at 1/6, 1/2 and 5/6 see all three phases. Start
 and end together decide RunThen*/CrawlThen*; HopThenSpin vs SpinThenHop differ only in order,
-which permutation-invariant fusions cannot learn (DESIGN A4b).
+which permutation-invariant fusions (avg, max) cannot learn.
 
 Groups are scenes, as in UCF101's split by group: videos of group g share one cluttered static
 background in every class alike, so the scene is no cue to the class and test groups are unseen
@@ -76,6 +76,7 @@ _CATALOGUE: list[tuple[str, str, str]] = [
 CLASS_TIERS: dict[str, str] = {name: tier for name, tier, _ in _CATALOGUE}
 CLASS_DESCRIPTIONS: dict[str, str] = {name: text for name, _, text in _CATALOGUE}
 TIERS = ("appearance", "motion", "long_term")
+KINDS = ("actions", "surveillance", "pairs")  # tc3d synth --kind: see make_dataset
 _PHASES = {
     "RunThenHighJump": ("run", "walk", "highjump"),
     "RunThenLongJump": ("run", "walk", "longjump"),
@@ -321,7 +322,7 @@ def make_synthetic_dataset(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthSummary:
-    """Write the synthetic set to ``out`` in UCF101 layout (A5) and return what was written."""
+    """Write the synthetic set to ``out`` in UCF101 layout and return what was written."""
     root = Path(out).resolve()
     names = class_names(classes)
     specs = plan_videos(names, per_class, seed)
@@ -357,3 +358,38 @@ def make_synthetic_dataset(
     tiers = {t: [c for c in names if CLASS_TIERS[c] == t] for t in TIERS}
     atomic_write_text(json.dumps(tiers, indent=2) + "\n", root / "tiers.json")
     return SynthSummary(root, total, names, len(train), len(test), tiers)
+
+
+def make_dataset(
+    kind: str,
+    out: str | Path,
+    classes: int | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``tc3d synth --kind KIND``: write one synthetic data set; what was written as plain data.
+
+    ``actions`` is this module's benchmark; ``surveillance`` long static-camera videos with
+    short anomalies (UCF-Crime layout); ``pairs`` same/different pairs of unseen actions (all
+    test videos). Keys: root, videos, classes (a count), class_names, train, test, then tiers,
+    frames, or pairs and pairs_file. ``per_class`` None is the kind's own default; ``classes``
+    applies to actions only."""
+    if kind == "surveillance":
+        from tc3d.data.synth_surveillance import make_surveillance_dataset
+
+        s = make_surveillance_dataset(out, per_class or 8, seed, workers, progress)
+        extra = {"train": s.train, "test": s.test, "frames": s.frames}
+    elif kind == "pairs":
+        from tc3d.data.synth_pairs import make_pairs_dataset
+
+        s = make_pairs_dataset(out, per_class or 10, seed, workers, progress)
+        extra = {"train": 0, "test": s.videos, "pairs": s.pairs, "pairs_file": str(s.pairs_file)}
+    elif kind == "actions":
+        s = make_synthetic_dataset(out, classes, per_class or 16, seed, workers, progress)
+        extra = {"train": s.train, "test": s.test, "tiers": s.tiers}
+    else:
+        raise ValueError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+    head = {"root": str(s.root), "videos": s.videos, "classes": len(s.classes)}
+    return {**head, "class_names": s.classes, **extra}

@@ -6,9 +6,9 @@ the 16-class benchmark of :mod:`tc3d.data.synth`: new motions (orbiting, zig-zag
 falling, rocking, cartwheeling, shaking, pendulum swinging, diagonal drifting) on the same
 kind of cluttered scenes. Every shape serves two actions, so a "different" pair may show the
 same object doing two things: appearance alone cannot answer. Colour, size, speed, phase and
-scene vary per video. It writes the videos in ``ROOT/<Action>/`` and ``pairs.txt``
-in the pairs format (A5): ``video_a video_b same fold`` with paths relative to ROOT, folds 1-10,
-half of each fold "same".
+scene vary per video. It writes the videos in ``ROOT/<Action>/`` and ``pairs.txt`` in the
+pairs format of ``tc3d similarity``: ``video_a video_b same fold`` with paths relative to ROOT,
+folds 1-10, half of each fold "same".
 """
 
 from __future__ import annotations

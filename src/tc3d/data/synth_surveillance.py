@@ -282,7 +282,7 @@ def make_surveillance_dataset(
     seconds: tuple[float, float] = SECONDS,
     event_seconds: tuple[float, float] = EVENT_SECONDS,
 ) -> SurveillanceSummary:
-    """Write the surveillance set to ``out`` in UCF-Crime layout (A5); videos already on
+    """Write the surveillance set to ``out`` in UCF-Crime layout; videos already on
     disk are kept, so an interrupted run resumes."""
     root = Path(out).resolve()
     specs = plan_surveillance(per_class, seed, seconds, event_seconds)

@@ -3,7 +3,7 @@
 T-C3D looks at S×k frames of a video (24 by default), not all of it, so the reader seeks to the
 key frame before each run of requested frames, decodes forward, converts to RGB only the frames
 that were asked for, and stops as soon as it has them. This is what makes the whole pipeline
-faster than decoding every frame (DESIGN A7). Any container FFmpeg reads works; a directory of
+faster than decoding every frame. Any container FFmpeg reads works; a directory of
 images (``img_00001.jpg``...) works too.
 
 Frame indices are positions in display order derived from timestamps (``(pts - start) * fps``),

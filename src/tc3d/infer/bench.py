@@ -1,4 +1,4 @@
-"""``tc3d bench``: frames per second of the whole pipeline on real video files (DESIGN A7).
+"""``tc3d bench``: frames per second of the whole pipeline on real video files.
 
 The timed span of each pass starts before the first file is opened and ends after the last
 video's argmax, so ``fps`` counts what a user waits for: open, decode, sample S clips,
@@ -163,7 +163,7 @@ def _model(cfg: BenchConfig):
 def run_bench(
     cfg: BenchConfig, progress: Callable[[str], Callable] | None = None, console=None
 ) -> dict:
-    """Time the fast pipeline (and the baseline); returns the A3 ``bench`` keys and more."""
+    """Time the fast pipeline (and the baseline); returns the JSON of ``tc3d bench``."""
     from tc3d.device import resolve_device
     from tc3d.infer.calibration import cache_dir, weights_calibration
     from tc3d.infer.engine import make_engine

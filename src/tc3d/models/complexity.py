@@ -1,4 +1,4 @@
-"""Parameter and FLOP counts (FLOPs by fvcore; DESIGN A7 counts a multiply-add as 2 FLOPs)."""
+"""Parameter and FLOP counts (FLOPs by fvcore; a multiply-add counts as 2 FLOPs)."""
 
 from __future__ import annotations
 

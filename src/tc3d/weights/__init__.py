@@ -1,4 +1,4 @@
-"""Models that ship inside the package: ``--model motion`` and ``--init motion`` (DESIGN A11).
+"""Models that ship inside the package: ``--model motion`` and ``--init motion``.
 
 Each is a ``.tc3d`` file beside this module, installed with the package (package data), so a
 plain ``pip install`` has it and nothing is ever downloaded. ``benchmarks/pretrain_motion.sh``

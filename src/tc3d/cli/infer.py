@@ -1,0 +1,149 @@
+"""``tc3d bench`` (frames per second of the whole pipeline), ``tc3d stream`` (online
+recognition) and ``tc3d export`` (ONNX, TorchScript)."""
+
+from __future__ import annotations
+
+import json
+
+from tc3d.cli._common import (
+    common,
+    config,
+    console,
+    existing,
+    load,
+    model_file,
+    model_flags,
+    precision_flag,
+    progress,
+)
+from tc3d.data.sampling import PROTOCOLS
+from tc3d.infer.export import FORMATS, export_model
+
+
+def cmd_bench(args) -> dict:
+    from tc3d.infer.bench import BenchConfig, run_bench
+
+    if args.model:
+        model_file(args.model)
+    if args.videos:
+        existing(args.videos, "video folder")
+    r = run_bench(config(BenchConfig, args, num_classes=args.classes), progress=progress)
+    c = console()
+    c.print(
+        f"{r['videos']} videos, {r['frames']} frames in {r['seconds']:.2f} s: "
+        f"[bold]{r['fps']:.0f} frames/s[/bold], {r['videos_per_s']:.2f} videos/s, "
+        f"{r['clips_per_s']:.1f} clips/s ({r['precision']}, {r['protocol']}, "
+        f"{r['crops']} crop{'s' if r['crops'] > 1 else ''}); "
+        f"{r['gflops_per_video']:.1f} GFLOPs/video",
+        highlight=False,
+    )
+    if "baseline" in r:
+        b = r["baseline"]
+        c.print(
+            f"conventional pipeline (decode all frames, fp32 eager): {b['fps']:.0f} frames/s, "
+            f"{b['videos_per_s']:.2f} videos/s -> speedup [bold]{r['speedup']:.2f}x[/bold]",
+            highlight=False,
+        )
+    if r.get("agreement") is not None:
+        c.print(f"top-1 agreement with fp32: {r['agreement']:.1f}%")
+    m = r["machine"]
+    c.print(f"[dim]{m['cpu']}, {m['torch_threads']} threads, load {m['load_average']}[/dim]")
+    if r["failed"]:
+        c.print(f"[yellow]{len(r['failed'])} videos failed[/yellow]")
+    return r
+
+
+def cmd_stream(args) -> dict:
+    from tc3d.infer.stream import StreamConfig, _is_live, run_stream
+
+    files = [s for s in args.sources if not _is_live(s)]
+    for s in files:
+        existing(s, "source")
+    model = load(args)
+    emit = (lambda d: print(json.dumps(d), flush=True)) if args.json else None
+    summary = run_stream(
+        model.engine(files),
+        model.loaded,
+        args.sources,
+        config(StreamConfig, args),
+        emit=emit,
+        console=console(),
+    )
+    s = summary["summary"]
+    console().print(
+        f"{s['decisions']} decisions, latency p50 {s['latency_ms_p50']:.0f} ms, "
+        f"p95 {s['latency_ms_p95']:.0f} ms, {s['dropped_frames']} dropped frames",
+        highlight=False,
+    )
+    return summary
+
+
+def cmd_export(args) -> dict:
+    r = export_model(load(args).loaded, args.format, args.out, batch=args.batch)
+    console().print(
+        f"wrote {r['file']} ({r['format']}), max |diff| vs PyTorch {r['max_abs_diff']:.2e}",
+        highlight=False,
+    )
+    return r
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        parents=[common()],
+        help="frames per second of the whole pipeline",
+        description="Time the whole pipeline (open, decode, sample, transform, model, "
+        "fusion) on real video files; --baseline also times the conventional pipeline "
+        "(decode every frame, fp32 eager) in the same run.",
+    )
+    p.add_argument("--model", default=None, help="checkpoint (default: a fresh Res3D-18)")
+    p.add_argument("--width", type=float, default=1.0, help="width of the fresh model")
+    p.add_argument("--classes", type=int, default=101, help="classes of the fresh model")
+    p.add_argument("--videos", default=None, help="folder of video files to time")
+    p.add_argument(
+        "--synthetic", type=int, default=None, help="write N synthetic 7 s 320x240 videos"
+    )
+    p.add_argument("--synthetic-dir", default=None, help="where (default: ~/.cache/tc3d)")
+    precision_flag(p)
+    p.add_argument("--baseline", action="store_true", help="also time the conventional pipeline")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="sclips")
+    p.add_argument("--crops", type=int, choices=(1, 10), default=1)
+    p.add_argument("--batch-clips", type=int, default=12, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=1, help="reader threads")
+    p.add_argument("--warmup", type=int, default=2, help="videos run before timing")
+    p.set_defaults(func=cmd_bench)
+
+
+def add_stream(sub) -> None:
+    p = sub.add_parser(
+        "stream",
+        parents=[common()],
+        help="online recognition from files, URLs or cameras",
+        description="Recognise actions online: a decision every --stride frames from the "
+        "last S clips (each clip's scores computed once). Several sources share one model "
+        "with batched inference. With --json, one JSON line per decision and a summary.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, http/rtsp URL, /dev/videoN")
+    model_flags(p)
+    p.add_argument("--window", type=int, default=None, help="frames per clip (default: k)")
+    p.add_argument("--stride", type=int, default=4, help="frames between decisions")
+    p.add_argument("--realtime", action="store_true", help="pace files at their frame rate")
+    p.add_argument("--out", default=None, help="write the (first) source with labels overlaid")
+    p.add_argument("--smoothing", type=float, default=0.5, help="EMA factor of the smoothed label")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_stream)
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[common()],
+        help="export to ONNX or TorchScript",
+        description="Write the model as ONNX or TorchScript (input: a batch of S clips, "
+        "dynamic batch size) and check it against PyTorch on one clip.",
+    )
+    p.add_argument("--model", required=True, help="trained checkpoint (.pt)")
+    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the check input")
+    p.set_defaults(func=cmd_export)
