@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+import tc3d.device  # rng_state / set_rng_state, by their module: "device" is a local here
 from tc3d.checkpoint import load_checkpoint, save_model
 from tc3d.data.clips import ClipSpec
 from tc3d.data.procedural import (
@@ -38,14 +39,7 @@ from tc3d.data.procedural import (
     class_names,
 )
 from tc3d.data.sampling import SamplingConfig
-from tc3d.device import (
-    prepare_model,
-    resolve_device,
-    rng_state,
-    set_rng_state,
-    set_threads,
-    to_device,
-)
+from tc3d.device import prepare_model, resolve_device, set_threads, to_device
 from tc3d.io import atomic_write_text
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.train import TrainError, _Run, make_optimizer, train_step
@@ -162,7 +156,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         iteration, best = ckpt["iteration"], ckpt["best_top1"]
-        set_rng_state(ckpt["rng"])
+        tc3d.device.set_rng_state(ckpt["rng"])
         run.truncate_log(iteration)
         log.info("resumed from %s at iteration %d", last_path, iteration)
     else:
@@ -188,7 +182,7 @@ def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | N
             "train_config": asdict(cfg),
             "iteration": iteration,
             "best_top1": best,
-            "rng": rng_state(),
+            "rng": tc3d.device.rng_state(),
             "skipped": [],
         }
         if metrics is not None and metrics["val_top1"] > best:
