@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tc3d.data.formats import (
-    FORMATS,
+from tc3d.data.annotations import (
     AnomalyAnnotation,
-    DatasetFormatError,
-    VideoItem,
     anomaly_binary,
-    detect_format,
     find_annotation_file,
-    load_dataset,
     read_temporal_annotations,
 )
+from tc3d.data.formats import FORMATS, DatasetFormatError, VideoItem, detect_format, load_dataset
 
 # The first 38 lines of UCF101's classInd.txt: 37 is the HandstandPushups of the case quirk.
 UCF_CLASS_NAMES = (

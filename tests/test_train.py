@@ -69,6 +69,8 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     kw = dict(data=str(tiny_dataset), lr_steps=[5], eval_every=4, **SMALL)
     train(TrainConfig(out=str(tmp_path / "straight"), iters=8, **kw))
     train(TrainConfig(out=str(tmp_path / "halves"), iters=4, **kw))
+    with open(tmp_path / "halves" / "log.jsonl", "a") as f:
+        f.write('{"iter": 5, "lo')  # a write torn by a kill after the last checkpoint
     train(TrainConfig(out=str(tmp_path / "halves"), iters=8, resume=True, **kw))
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "halves" / "last.pt")

@@ -1,4 +1,4 @@
-"""Starting a training run from pretrained weights (``--init``, DESIGN A4 and A11).
+"""Starting a training run from pretrained weights (``--init``).
 
 The weights come from a tc3d checkpoint, a ``.tc3d`` file, the name of a shipped model
 (``motion``) or a torchvision-style ``r3d_18`` state dict; every backbone of the new model

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from tc3d.checkpoint import load_checkpoint, save_model
+from tc3d.data.annotations import anomaly_binary
 from tc3d.data.clips import ClipSpec
 from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
-from tc3d.data.formats import VideoItem, anomaly_binary, load_dataset
+from tc3d.data.formats import VideoItem, load_dataset
 from tc3d.data.sampling import SamplingConfig
 from tc3d.device import (
     prepare_model,
@@ -256,11 +257,14 @@ class _Run:
         """After a resume, drop log lines from steps the checkpoint does not include."""
         if self.rank != 0 or not self.log_path.exists():
             return
-        keep = [
-            line
-            for line in self.log_path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("iter", 0) <= iteration
-        ]
+        keep = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # blank, or torn by a kill in the middle of a write
+                continue
+            if isinstance(record, dict) and record.get("iter", 0) <= iteration:
+                keep.append(line)
         atomic_write_text("".join(line + "\n" for line in keep), self.log_path)
 
 

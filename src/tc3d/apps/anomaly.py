@@ -24,15 +24,9 @@ import numpy as np
 import torch
 
 from tc3d.checkpoint import LoadedModel
+from tc3d.data.annotations import anomaly_binary, find_annotation_file, read_temporal_annotations
 from tc3d.data.clips import read_clips
-from tc3d.data.formats import (
-    DatasetFormatError,
-    anomaly_binary,
-    find_annotation_file,
-    is_normal_folder,
-    load_dataset,
-    read_temporal_annotations,
-)
+from tc3d.data.formats import DatasetFormatError, is_normal_folder, load_dataset
 from tc3d.data.sampling import sliding_indices
 from tc3d.data.video import VideoReadError, probe
 from tc3d.evaluate import score_items

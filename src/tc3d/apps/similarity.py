@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tc3d.apps.tag import list_videos
 from tc3d.checkpoint import LoadedModel
 from tc3d.data.dataset import VideoDataset, collate_test
+from tc3d.data.files import list_videos
 from tc3d.data.formats import DatasetFormatError, VideoItem, load_dataset
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with

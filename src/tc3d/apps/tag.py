@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import numpy as np
 import torch
 
 from tc3d.checkpoint import LoadedModel
-from tc3d.data.formats import VIDEO_EXTENSIONS, VideoItem
+from tc3d.data.files import list_videos
+from tc3d.data.formats import VideoItem
 from tc3d.evaluate import score_items
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_text
@@ -37,20 +37,6 @@ CHUNK = 8  # videos scored between two writes: a kill loses at most this much wo
 
 class TagError(RuntimeError):
     """Unusable output file or folder; str(e) is one line."""
-
-
-def list_videos(root: str | Path) -> list[Path]:
-    """Video files anywhere under ``root`` (sorted, hidden files and folders skipped)."""
-    root = Path(root)
-    out = []
-    for dirpath, dirnames, files in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out += [
-            Path(dirpath) / f
-            for f in files
-            if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)
-        ]
-    return sorted(out)
 
 
 def _key(path: Path, root: Path) -> str:

@@ -169,7 +169,7 @@ def precision_flag(p: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="fp32",
         help="inference precision: fp32; bf16 autocast; int8 (x86 static quantisation, "
-        "calibrated once on a few training videos and cached in ~/.cache/tc3d)",
+        "calibrated once on a few training videos and stored with the model)",
     )
 
 

@@ -14,29 +14,26 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tc3d.data.files import is_video, read_lines, subdirs, walk
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("ucf101", "hmdb51", "kinetics", "ucfcrime", "folder", "list")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
-                    ".wmv", ".3gp", ".ogv")  # fmt: skip
 
 # Where each format keeps its split files, relative to ROOT (detection and loading agree).
 _UCF_DIRS = ("splits", "ucfTrainTestlist")
 _HMDB_DIRS = ("splits", "testTrainMulti_7030_splits")
 _KINETICS_DIRS = (".", "annotations")
-_CRIME_DIRS = (
+CRIME_DIRS = (
     ".",
     "Anomaly_Detection_splits",
     "UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits",
 )
-_CRIME_ANNOTATIONS = ("Temporal_Anomaly_Annotation.txt",
-                      "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")  # fmt: skip
 _TRAIN_LISTS = ("train.txt", "train_list.txt", "trainlist.txt")
 _TEST_LISTS = ("test.txt", "test_list.txt", "testlist.txt", "val.txt", "val_list.txt",
                "vallist.txt")  # fmt: skip
@@ -85,7 +82,7 @@ def detect_format(root: Path) -> str:
     trains, _, label_map = _list_files(root)
     if trains and label_map:
         return "list"
-    if any(next(_iter_items(d), None) for d in _subdirs(root)):
+    if any(next(_iter_items(d), None) for d in subdirs(root)):
         return "folder"
     raise DatasetFormatError(
         f"cannot tell the data set format of {root}: no UCF101/HMDB51 split files, Kinetics "
@@ -142,40 +139,6 @@ def load_dataset(
 # ---------------------------------------------------------------- shared helpers
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """Numbered, stripped, non-blank lines; tolerant of a BOM, CRLF and non-UTF-8 bytes."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return [(i, s.strip()) for i, s in enumerate(lines, 1) if s.strip()]
-
-
-def _walk(top: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
-    """os.walk in sorted order, skipping dot-files (macOS ``._x.mp4`` litter), following
-    symlinked folders (data sets are often linked in) but never entering one folder twice.
-    Callers may prune by clearing the yielded dirnames list."""
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames.clear()
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        yield Path(dirpath), dirnames, sorted(f for f in filenames if not f.startswith("."))
-
-
-def _is_video(name: str) -> bool:
-    return name.lower().endswith(VIDEO_EXTENSIONS)
-
-
-def _subdirs(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _split(fmt: str, root: Path, classes: list[str], train: list[_Entry], test: list[_Entry]):
     """Assemble a DataSplit; entries not found on disk go to `missing`, in list order."""
 
@@ -214,7 +177,7 @@ class _Finder:
         if self._index is None:
             self._index = {}
             for base in self.bases:
-                for sub in _subdirs(base):
+                for sub in subdirs(base):
                     for f in sub.iterdir():
                         self._index.setdefault(f"{sub.name}/{f.name}".lower(), f)
         hit = self._index.get(rel.lower())
@@ -246,7 +209,7 @@ def _has_class_ind(d: Path) -> bool:
 def _read_class_ind(path: Path) -> list[str]:
     """``1 ApplyEyeMakeup`` lines -> names in index order (indices must run 1..N)."""
     pairs = []
-    for lineno, text in _lines(path):
+    for lineno, text in read_lines(path):
         parts = text.split(maxsplit=1)
         if len(parts) != 2 or not _INT.fullmatch(parts[0]):
             raise DatasetFormatError(f"{path}:{lineno}: expected '<index> <Class>', got {text!r}")
@@ -264,7 +227,7 @@ def _read_ucf_list(path: Path, index: dict[str, int], finder: _Finder) -> list[_
         raise DatasetFormatError(f"UCF101 split file not found: {path}")
     entries: list[_Entry] = []
     disagree: list[int] = []
-    for lineno, text in _lines(path):
+    for lineno, text in read_lines(path):
         parts = text.rsplit(maxsplit=1)
         has_label = len(parts) == 2 and _INT.fullmatch(parts[1])
         rel = (parts[0] if has_label else text).replace("\\", "/").strip("/")
@@ -305,7 +268,7 @@ def _load_hmdb51(root: Path, split: int, sdir: Path | None) -> DataSplit:
     train: list[_Entry] = []
     test: list[_Entry] = []
     for label, name in enumerate(classes):
-        for lineno, text in _lines(files[name]):
+        for lineno, text in read_lines(files[name]):
             parts = text.rsplit(maxsplit=1)
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise DatasetFormatError(
@@ -351,9 +314,9 @@ def _load_kinetics(root: Path, split: int, sdir: Path | None) -> DataSplit:
         )
     index = {c: i for i, c in enumerate(classes)}
     clips: dict[str, Path] = {}
-    for dirpath, _, files in _walk(root):
+    for dirpath, _, files in walk(root):
         for f in files:
-            if _is_video(f):
+            if is_video(f):
                 clips.setdefault(Path(f).stem, dirpath / f)
 
     def entries(rows: list[tuple[str, str, str]]) -> list[_Entry]:
@@ -402,14 +365,6 @@ def _read_kinetics_csv(path: Path) -> list[tuple[str, str, str]]:
 NORMAL = "Normal"
 
 
-@dataclass(frozen=True)
-class AnomalyAnnotation:
-    """One line of ``Temporal_Anomaly_Annotation.txt``."""
-
-    event: str  # "Abuse", ..., or "Normal"
-    intervals: tuple[tuple[int, int], ...]  # 0-based [start, end) frames; () for none
-
-
 def _has_crime_lists(d: Path) -> bool:
     return (d / "Anomaly_Train.txt").is_file() or (d / "Anomaly_Test.txt").is_file()
 
@@ -426,7 +381,7 @@ def _load_ucfcrime(root: Path, split: int, sdir: Path | None) -> DataSplit:
     variant. :func:`anomaly_binary` turns it into the normal-vs-anomalous task. Listed videos
     are found at ROOT/<line>, else by file name anywhere under ROOT (the real download spreads
     them over ``Anomaly-Videos-Part-1``... folders)."""
-    d = _split_dir(root, _CRIME_DIRS, sdir, _has_crime_lists, "Anomaly_Train.txt")
+    d = _split_dir(root, CRIME_DIRS, sdir, _has_crime_lists, "Anomaly_Train.txt")
     sides = {}
     for side in ("Train", "Test"):
         f = d / f"Anomaly_{side}.txt"
@@ -442,9 +397,9 @@ def _load_ucfcrime(root: Path, split: int, sdir: Path | None) -> DataSplit:
                 return p, True
         if by_name is None:
             by_name = {}
-            for dirpath, _, files in _walk(root):
+            for dirpath, _, files in walk(root):
                 for f in files:
-                    if _is_video(f):
+                    if is_video(f):
                         by_name.setdefault(f.lower(), dirpath / f)
         hit = by_name.get(name.lower())
         return (hit, True) if hit else (root / folder / name, False)
@@ -462,7 +417,7 @@ def _load_ucfcrime(root: Path, split: int, sdir: Path | None) -> DataSplit:
 def _read_crime_list(path: Path) -> list[tuple[str, str]]:
     """``Abuse/Abuse001_x264.mp4`` lines -> (folder, file name)."""
     rows = []
-    for lineno, text in _lines(path):
+    for lineno, text in read_lines(path):
         rel = text.split()[0].replace("\\", "/").strip("/")
         if "/" not in rel:
             raise DatasetFormatError(f"{path}:{lineno}: expected 'Event/video.mp4', got {text!r}")
@@ -473,76 +428,22 @@ def _read_crime_list(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def anomaly_binary(data: DataSplit) -> DataSplit:
-    """The paper's anomaly task: every video of a non-normal class is ``Anomaly`` (label 1)."""
-    normal = data.classes.index(NORMAL) if NORMAL in data.classes else -1
-
-    def relabel(items: list[VideoItem]) -> list[VideoItem]:
-        return [VideoItem(i.path, int(i.label != normal), i.num_frames) for i in items]
-
-    return DataSplit(
-        data.format, data.root, [NORMAL, "Anomaly"], relabel(data.train), relabel(data.test),
-        data.missing, data.listed_train, data.listed_test,
-    )  # fmt: skip
-
-
-def find_annotation_file(root: str | Path, splits_dir: str | Path | None = None) -> Path:
-    """``Temporal_Anomaly_Annotation.txt`` in --splits DIR, ROOT or ROOT's split folders."""
-    root = Path(root)
-    dirs = [Path(splits_dir)] if splits_dir else [root / n for n in _CRIME_DIRS]
-    for d in dirs:
-        for name in _CRIME_ANNOTATIONS:
-            if (d / name).is_file():
-                return d / name
-    raise DatasetFormatError(
-        f"temporal annotation file not found: expected {_CRIME_ANNOTATIONS[0]} in "
-        + " or ".join(str(d) for d in dirs)
-    )
-
-
-def read_temporal_annotations(path: str | Path) -> dict[str, AnomalyAnnotation]:
-    """``Abuse028_x264.mp4  Abuse  165  240  -1  -1`` lines -> {file name: annotation}.
-
-    Up to two 1-based inclusive frame intervals, -1 for none (normal videos have four -1s);
-    they come back 0-based and half-open, ``[164, 240)`` here. Any whitespace separates fields.
-    """
-    path = Path(path)
-    out = {}
-    for lineno, text in _lines(path):
-        parts = text.split()
-        if len(parts) < 4 or not all(_INT.fullmatch(p) for p in parts[2:]) or len(parts) % 2:
-            raise DatasetFormatError(
-                f"{path}:{lineno}: expected 'video.mp4  Event  start  end  start  end', "
-                f"got {text!r}"
-            )
-        nums = [int(p) for p in parts[2:]]
-        intervals = []
-        for a, b in zip(nums[::2], nums[1::2]):
-            if a < 0 and b < 0:
-                continue
-            if a < 1 or b < a:
-                raise DatasetFormatError(f"{path}:{lineno}: bad frame interval {a} {b}")
-            intervals.append((a - 1, b))
-        out[parts[0]] = AnomalyAnnotation(parts[1], tuple(intervals))
-    return out
-
-
 # ---------------------------------------------------------------- folder
 
 
 def _iter_items(class_dir: Path) -> Iterator[Path]:
     """Videos anywhere below a class folder, and frame folders (``img_00001.jpg``...) as items."""
-    for dirpath, dirnames, files in _walk(class_dir):
+    for dirpath, dirnames, files in walk(class_dir):
         if dirpath != class_dir and any(_FRAME.fullmatch(f) for f in files):
             dirnames.clear()
             yield dirpath
             continue
-        yield from (dirpath / f for f in files if _is_video(f))
+        yield from (dirpath / f for f in files if is_video(f))
 
 
 def _class_items(d: Path) -> dict[str, list[Path]]:
     """{class folder name: its items sorted by path}, for class folders holding any item."""
-    found = {c.name: sorted(_iter_items(c), key=str) for c in _subdirs(d)}
+    found = {c.name: sorted(_iter_items(c), key=str) for c in subdirs(d)}
     return {name: items for name, items in found.items() if items}
 
 
@@ -627,7 +528,7 @@ def _load_list(root: Path, split: int, sdir: Path | None) -> DataSplit:
 def _read_label_map(path: Path) -> list[str]:
     """One class name per line, 0-based. A leading running index (classInd.txt's ``1 Name``)
     is dropped, but only if every line has one counting up from 0 or 1."""
-    names = [text for _, text in _lines(path)]
+    names = [text for _, text in read_lines(path)]
     heads = [n.split(maxsplit=1) for n in names]
     if heads and all(len(h) == 2 and _INT.fullmatch(h[0]) for h in heads):
         first = int(heads[0][0])
@@ -640,7 +541,7 @@ def _read_list(path: Path, classes: list[str] | None) -> list[_Entry]:
     """``path label`` (video) or ``dir num_frames label`` (frame folder) lines. Labels are
     peeled off the end, so paths may contain spaces."""
     entries: list[_Entry] = []
-    for lineno, text in _lines(path):
+    for lineno, text in read_lines(path):
         where = f"{path}:{lineno}"
         parts = text.split()
         n = 0
@@ -649,7 +550,7 @@ def _read_list(path: Path, classes: list[str] | None) -> list[_Entry]:
         rel, nums = text.rsplit(maxsplit=n)[0], [int(p) for p in parts[len(parts) - n :]]
         if n == 0:
             raise DatasetFormatError(f"{where}: expected 'path label' or 'dir frames label'")
-        if n > 2 or (n == 2 and _is_video(rel)):
+        if n > 2 or (n == 2 and is_video(rel)):
             raise DatasetFormatError(f"{where}: multi-label lines are not supported: {text!r}")
         label, num_frames = nums[-1], (nums[0] if n == 2 else None)
         if label < 0 or (classes is not None and label >= len(classes)):
@@ -668,5 +569,5 @@ _SPLIT_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[[Path], bool]], ...] =
     ("ucf101", _UCF_DIRS, _has_class_ind),
     ("hmdb51", _HMDB_DIRS, _has_hmdb_splits),
     ("kinetics", _KINETICS_DIRS, _has_kinetics_csv),
-    ("ucfcrime", _CRIME_DIRS, _has_crime_lists),
+    ("ucfcrime", CRIME_DIRS, _has_crime_lists),
 )

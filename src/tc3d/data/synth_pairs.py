@@ -22,18 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tc3d.data import synth_sprites as sprites
 from tc3d.io import atomic_write_text
-
-from .synth_sprites import (
-    FOOTROOM,
-    Sprite,
-    background,
-    blend,
-    encode_yuv420,
-    keyed_rng,
-    put_chroma,
-    sprite_colour,
-)
 
 H, W, FPS, GOP = 240, 320, 25, 12
 BIT_RATE = 400_000
@@ -103,27 +93,31 @@ def _motion(action: str, n: int, rng: np.random.Generator):
 
 def render_pair_video(spec: PairVideoSpec) -> Iterator[np.ndarray]:
     """yuv420p frames ``(H * 3 // 2, W)`` uint8 of one video."""
-    rng = keyed_rng(spec.seed, spec.action, spec.clip)
-    bg_y, bg_c = background(keyed_rng(spec.seed, "pairs-scene", int(rng.integers(1 << 30))), H, W)
+    rng = sprites.keyed_rng(spec.seed, spec.action, spec.clip)
+    bg_y, bg_c = sprites.background(
+        sprites.keyed_rng(spec.seed, "pairs-scene", int(rng.integers(1 << 30))), H, W
+    )
     shape = ACTIONS[spec.action][0]
     radius = rng.uniform(40, 48) if shape == "athlete" else rng.uniform(26, 38)
-    sprite = Sprite(shape, radius, sprite_colour(rng))
+    sprite = sprites.Sprite(shape, radius, sprites.sprite_colour(rng))
     xs, ys, angles = _motion(spec.action, spec.frames, rng)
     noise = rng.normal(0, rng.uniform(2, 5), (H + 32, W + 32))
-    noise = (np.clip(np.round(noise), -FOOTROOM, FOOTROOM) + FOOTROOM).astype(np.uint8)
+    noise = (
+        np.clip(np.round(noise), -sprites.FOOTROOM, sprites.FOOTROOM) + sprites.FOOTROOM
+    ).astype(np.uint8)
     at = rng.integers(0, 33, (spec.frames, 2))
     for t in range(spec.frames):
         frame = np.empty((H * 3 // 2, W), np.uint8)
         y = frame[:H]
         np.add(bg_y, noise[at[t, 0] : at[t, 0] + H, at[t, 1] : at[t, 1] + W], out=y)
         c = bg_c.copy()
-        blend(y, c, sprite.layer(angles[t]), xs[t], ys[t])
-        put_chroma(frame, c)
+        sprites.blend(y, c, sprite.layer(angles[t]), xs[t], ys[t])
+        sprites.put_chroma(frame, c)
         yield frame
 
 
 def write_pair_video(spec: PairVideoSpec, path: str | Path) -> int:
-    encode_yuv420(render_pair_video(spec), path, (W, H), FPS, GOP, BIT_RATE, "avi")
+    sprites.encode_yuv420(render_pair_video(spec), path, (W, H), FPS, GOP, BIT_RATE, "avi")
     return spec.frames
 
 
@@ -131,7 +125,7 @@ def make_pairs(
     specs: list[PairVideoSpec], seed: int, pairs_per_fold: int = 30, folds: int = 10
 ) -> list[tuple[str, str, int, int]]:
     """Balanced (a, b, same, fold) pairs; a pair never repeats."""
-    rng = keyed_rng(seed, "pairs")
+    rng = sprites.keyed_rng(seed, "pairs")
     by_action: dict[str, list[str]] = {}
     for s in specs:
         by_action.setdefault(s.action, []).append(s.rel)
@@ -186,7 +180,7 @@ def make_pairs_dataset(
         raise ValueError(f"per_class must be at least 2 (a 'same' pair needs two), got {per_class}")
     root = Path(out).resolve()
     specs = [
-        PairVideoSpec(a, c, seed, int(keyed_rng(seed, a, c, "len").integers(*frames)))
+        PairVideoSpec(a, c, seed, int(sprites.keyed_rng(seed, a, c, "len").integers(*frames)))
         for a in ACTIONS
         for c in range(1, per_class + 1)
     ]

@@ -30,19 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tc3d.data import synth_sprites as sprites
 from tc3d.io import atomic_write_text
-
-from .synth_sprites import (
-    FOOTROOM,
-    Sprite,
-    background,
-    blend,
-    encode_yuv420,
-    keyed_rng,
-    put_chroma,
-    soft_blob,
-    sprite_colour,
-)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +106,7 @@ def plan_surveillance(
     for event, count in [(e, per_class) for e in EVENTS] + [("Normal", per_class * len(EVENTS))]:
         tests = max(1, round(count / 4)) if event == "Normal" else n_test
         for i in range(count):
-            rng = keyed_rng(seed, event, i, "plan")
+            rng = sprites.keyed_rng(seed, event, i, "plan")
             n = int(rng.uniform(*seconds) * FPS)
             intervals = _intervals(rng, n, event_seconds) if event != "Normal" else ()
             train = i >= tests
@@ -150,9 +139,9 @@ def _stop(x: np.ndarray, a: int, b: int, d: int, speed: float) -> None:
 
 def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
     """Yield the video's frames as yuv420p arrays ``(H * 3 // 2, W)`` uint8."""
-    cam = keyed_rng(spec.seed, "camera", spec.camera)
-    bg_y, bg_c = background(cam, H, W)
-    rng = keyed_rng(spec.seed, spec.event, spec.number, "render")
+    cam = sprites.keyed_rng(spec.seed, "camera", spec.camera)
+    bg_y, bg_c = sprites.background(cam, H, W)
+    rng = sprites.keyed_rng(spec.seed, spec.event, spec.number, "render")
     n = spec.frames
     in_event = np.zeros(n, bool)
     for a, b in spec.intervals:
@@ -170,10 +159,12 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
         if k == 0 and spec.event in ("Falling", "Fighting"):
             for a, b in spec.intervals:
                 _stop(x, a, b, d, speed)
-        people.append((Sprite("athlete", radius, sprite_colour(rng)), x, y, ang))
+        people.append((sprites.Sprite("athlete", radius, sprites.sprite_colour(rng)), x, y, ang))
     blobs = []
     for _ in range(int(rng.integers(1, 3))):
-        layer = soft_blob(rng.uniform(6, 12), rng.uniform(60, 200) + rng.uniform(-15, 15, 3))
+        layer = sprites.soft_blob(
+            rng.uniform(6, 12), rng.uniform(60, 200) + rng.uniform(-15, 15, 3)
+        )
         heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.6)
         vel = speed * np.array([np.cos(heading), np.sin(heading)])
         blobs.append((layer, rng.uniform((0, 0), (W, H)), vel))
@@ -191,7 +182,7 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
             y[a:b] = y[a] + 0.55 * r * tip
     elif spec.event == "Fighting":  # a second person appears; both jitter and twist
         _, x, y, ang = people[0]
-        other = Sprite("athlete", people[0][0].half / 1.1, sprite_colour(rng))
+        other = sprites.Sprite("athlete", people[0][0].half / 1.1, sprites.sprite_colour(rng))
         jitter, twist = rng.normal(0, 3.0, (n, 4)), rng.uniform(-40, 40, (n, 2))
         gap = people[0][0].half * 0.8
         for a, b in spec.intervals:
@@ -200,7 +191,9 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
             ang[a:b] = twist[a:b, 0]
 
         def fight(yp, cp, t, x=x, y=y, other=other, jitter=jitter, twist=twist, gap=gap):
-            blend(yp, cp, other.layer(twist[t, 1]), x[t] + gap + jitter[t, 2], y[t] + jitter[t, 3])
+            sprites.blend(
+                yp, cp, other.layer(twist[t, 1]), x[t] + gap + jitter[t, 2], y[t] + jitter[t, 3]
+            )
 
         extras.append(fight)
     elif spec.event == "Arson":  # 3-5 hot blobs, new sizes and places every frame
@@ -210,21 +203,23 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
             f = np.random.default_rng([fire_seed, t])
             for _ in range(int(f.integers(3, 6))):
                 colour = np.array([255.0, f.uniform(90, 220), f.uniform(0, 60)])
-                layer = soft_blob(f.uniform(4, 10), colour)
-                blend(yp, cp, layer, fx + f.normal(0, 4), fy - f.uniform(0, 12))
+                layer = sprites.soft_blob(f.uniform(4, 10), colour)
+                sprites.blend(yp, cp, layer, fx + f.normal(0, 4), fy - f.uniform(0, 12))
 
         extras.append(fire)
     elif spec.event == "Abandonment":  # a bag on the ground, nobody near it
-        bag = Sprite("box", rng.uniform(7, 9), sprite_colour(rng) * 0.7)
+        bag = sprites.Sprite("box", rng.uniform(7, 9), sprites.sprite_colour(rng) * 0.7)
         bx, by = rng.uniform(50, 110), rng.uniform(70, 100)
 
         def left(yp, cp, t, bag=bag, bx=bx, by=by):
-            blend(yp, cp, bag.layer(0), bx, by)
+            sprites.blend(yp, cp, bag.layer(0), bx, by)
 
         extras.append(left)
 
     noise = rng.normal(0, rng.uniform(2, 4), (H + 32, W + 32))
-    noise = (np.clip(np.round(noise), -FOOTROOM, FOOTROOM) + FOOTROOM).astype(np.uint8)
+    noise = (
+        np.clip(np.round(noise), -sprites.FOOTROOM, sprites.FOOTROOM) + sprites.FOOTROOM
+    ).astype(np.uint8)
     noise_at = rng.integers(0, 33, (n, 2))
     light = 6 * np.sin(2 * np.pi * np.arange(n) / rng.uniform(300, 900) + rng.uniform(0, 6))
     for t in range(n):
@@ -235,20 +230,20 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
         c = bg_c.copy()
         for layer, start, vel in blobs:
             bx_, by_ = start + vel * t
-            blend(y, c, layer, bx_ % W, by_ % H)
+            sprites.blend(y, c, layer, bx_ % W, by_ % H)
         for sprite, x, yy, ang in people:
-            blend(y, c, sprite.layer(ang[t]), x[t], yy[t])
+            sprites.blend(y, c, sprite.layer(ang[t]), x[t], yy[t])
         if in_event[t]:
             for draw in extras:
                 draw(y, c, t)
         frame[:H] = y
-        put_chroma(frame, c)
+        sprites.put_chroma(frame, c)
         yield frame
 
 
 def write_surveillance_video(spec: SurveillanceSpec, path: str | Path) -> int:
     """Render and encode one video (mpeg4 in MP4) atomically; returns the number of frames."""
-    encode_yuv420(render_surveillance(spec), path, (W, H), FPS, GOP, BIT_RATE, "mp4")
+    sprites.encode_yuv420(render_surveillance(spec), path, (W, H), FPS, GOP, BIT_RATE, "mp4")
     return spec.frames
 
 

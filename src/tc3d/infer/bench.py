@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from tc3d.data.clips import ClipSpec, clips_from_frames
+from tc3d.data.files import list_videos
 from tc3d.data.sampling import SamplingConfig, eval_indices
 from tc3d.data.video import VideoReadError, read_all_frames
 from tc3d.infer.engine import BATCH_CLIPS, Engine
@@ -32,7 +33,6 @@ from tc3d.models.tc3d import TC3D, ModelConfig
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
 SYNTH_FRAMES = 175  # ~7 s at 25 fps: UCF101's mean clip length
 
 
@@ -72,13 +72,6 @@ def synthetic_videos(count: int, folder: str | Path, frames: int = SYNTH_FRAMES)
             write_video(spec, path)
         paths.append(path)
     return paths
-
-
-def list_videos(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
 
 
 def machine() -> dict:

@@ -32,8 +32,9 @@ from torch import nn
 
 from tc3d.checkpoint import load_checkpoint
 from tc3d.compress import encode
+from tc3d.data.annotations import anomaly_binary
 from tc3d.data.clips import ClipSpec
-from tc3d.data.formats import anomaly_binary, load_dataset
+from tc3d.data.formats import load_dataset
 from tc3d.infer.quantize import (
     CALIBRATION_VIDEOS,
     FORMAT,
