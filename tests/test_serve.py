@@ -221,6 +221,7 @@ def test_page_in_headless_chromium(setup, tmp_path):
         file_input.send_keys(str(setup["text"]))
         wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
         assert "not a readable video" in driver.find_element(By.ID, "error").text
+        assert not driver.find_element(By.ID, "result").is_displayed()
         file_input.send_keys(str(videos[2]))
         assert analysed(videos[2].name) == [x["label"] for x in setup["expected"][str(videos[2])]]
         assert not driver.find_element(By.ID, "error").is_displayed()

@@ -243,7 +243,8 @@ def create_app(
                 result = await run_in_threadpool(analyse, served, path, name, k, cam)
             except UnreadableVideo as e:
                 request.scope["tc3d.note"] = f"{name}: unreadable"
-                return _error(422, f"{name}: {str(e).replace(str(path), name)}")
+                line = str(e).replace(str(path), name).splitlines()[0]
+                return _error(422, f"{name}: {line}")
             except Exception as e:  # a bug or a resource failure: say so, keep serving
                 log.warning("analysis of %s failed", name, exc_info=log.isEnabledFor(10))
                 line = (str(e).strip().splitlines() or [type(e).__name__])[0]

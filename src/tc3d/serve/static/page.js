@@ -82,9 +82,10 @@ async function runExample(name) {
 }
 
 async function analyse(file) {
+  if (!file) return;
   if (pending) pending.abort();
   $("error").hidden = true;
-  if (!file) return;
+  $("result").hidden = true; // the last result is about another file
   if (file.size === 0) return showError(`${file.name}: the file is empty`);
   if (file.size > info.max_upload_mb * 1048576) {
     return showError(`${file.name}: over the ${info.max_upload_mb} MB upload limit`);
