@@ -322,20 +322,21 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
     (the URL once the server accepts connections)."""
     import uvicorn
 
-    with tempfile.TemporaryDirectory(prefix="tc3d-serve-") as tmp:
-        work = Path(tmp)
-        announce("rendering the example videos, loading the model(s)...")
-        examples = make_examples(work / "examples")
-        models = load_models(cfg, [e.path for e in examples.values()])
-        sock = bind(cfg.host, cfg.port)
-        host, port = sock.getsockname()[:2]
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-        app = create_app(models, examples, work / "uploads", int(cfg.max_upload_mb * MB), cfg.top)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)  # fmt: skip
-        announce(f"serving {', '.join(models)} at {url}  (Ctrl-C stops)")
-        try:
+    sock = bind(cfg.host, cfg.port)  # first: a port in use fails before minutes of loading
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    try:
+        with tempfile.TemporaryDirectory(prefix="tc3d-serve-") as tmp:
+            work = Path(tmp)
+            announce("rendering the example videos, loading the model(s)...")
+            examples = make_examples(work / "examples")
+            models = load_models(cfg, [e.path for e in examples.values()])
+            limit = int(cfg.max_upload_mb * MB)
+            app = create_app(models, examples, work / "uploads", limit, cfg.top)
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                    timeout_graceful_shutdown=5)  # fmt: skip
+            announce(f"serving {', '.join(models)} at {url}  (Ctrl-C stops)")
             uvicorn.Server(config).run(sockets=[sock])
-        finally:
-            sock.close()
+    finally:
+        sock.close()
     return url
