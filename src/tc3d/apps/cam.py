@@ -80,7 +80,7 @@ def _label(img, text: str):
 def cam_video(
     loaded: LoadedModel,
     path: str | Path,
-    out: str | Path,
+    out: str | Path | None,
     device: torch.device,
     precision: str = "fp32",
     alpha: float = 0.45,
@@ -90,15 +90,18 @@ def cam_video(
 ) -> dict:
     """``tc3d cam``: PNG per frame of the S segment clips and an animated GIF in ``out``.
 
-    The model runs in ``engine`` (made at ``precision`` when None).
+    The model runs in ``engine`` (made at ``precision`` when None). With ``out=None`` nothing
+    is written and the frames come back as PIL images under ``images`` (the web page shows
+    them without a trip through the disk).
 
     Returns ``{label, prob, files, gif, heat_centre}``; ``heat_centre`` is, per written
     frame, the (x, y) of the heat's centre of mass in 0-1 frame coordinates.
     """
     from PIL import Image
 
-    path, out = Path(path), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    path, out = Path(path), (Path(out) if out is not None else None)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     spec = replace(loaded.clip, protocol="sclips", crops=1)  # model input, as in testing
     idx = eval_indices(probe(path).num_frames, spec.sampling, spec.protocol)  # (n, k)
     n, k = idx.shape
@@ -122,9 +125,10 @@ def cam_video(
         mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
         img = _label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)),
                      f"{label} {100 * probs.max():.0f}%")  # fmt: skip
-        name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
-        atomic_write_with(name, lambda f, img=img: img.save(f, format="PNG"))
-        files.append(str(name))
+        if out is not None:
+            name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
+            atomic_write_with(name, lambda f, img=img: img.save(f, format="PNG"))
+            files.append(str(name))
         frames.append(img)
         total = float(heat.sum())
         ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
@@ -132,7 +136,7 @@ def cam_video(
             [float((heat * xs).sum() / total), float((heat * ys).sum() / total)] if total else None
         )
     gif_path = None
-    if gif:
+    if gif and out is not None:
         gif_path = out / "cam.gif"
         atomic_write_with(
             gif_path,
@@ -140,7 +144,7 @@ def cam_video(
                 f, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0
             ),
         )
-    return {
+    result = {
         "video": str(path),
         "label": label,
         "prob": float(probs.max()),
@@ -149,3 +153,6 @@ def cam_video(
         "frame_indices": idx.reshape(-1).tolist(),
         "heat_centre": centres,
     }
+    if out is None:
+        result["images"] = frames
+    return result

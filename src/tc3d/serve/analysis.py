@@ -1,0 +1,166 @@
+"""What the page shows about one video, computed by the library's own functions.
+
+Nothing here runs a model itself: the labels are :meth:`tc3d.api.Model.predict` (exactly
+``tc3d predict --json``), the timeline is the streaming path's per-window decisions
+(:func:`tc3d.infer.stream.run_stream`), the heat map is :func:`tc3d.apps.cam.cam_video` and
+the anomaly curve :func:`tc3d.apps.anomaly.frame_scores`. This module only picks their
+settings for an interactive page (a bounded number of timeline windows, a small GIF), times
+them, and keeps server paths out of what is returned.
+
+One lock per model: requests from several users queue on it instead of running the same engine
+from several threads (int8 engines and the CAM hooks are not meant for that), and two requests
+can never see each other's results.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tc3d.api import Model
+from tc3d.apps.anomaly import AnomalyError, anomaly_class, frame_scores
+from tc3d.apps.cam import cam_video
+from tc3d.data.video import VideoReadError, probe
+from tc3d.infer.engine import EngineError
+from tc3d.infer.stream import StreamConfig, run_stream
+
+log = logging.getLogger(__name__)
+
+TIMELINE_WINDOWS = 24  # at most this many decisions: each one costs a clip through the model
+MIN_STRIDE = 8  # frames between decisions on short videos: one 8-frame window
+CAM_SIZE = 160  # pixels: a GIF of S x k frames stays a few hundred kB
+CAM_FRAME_MS = 120
+
+
+class UnreadableVideo(ValueError):
+    """The upload is not a video the model can read; str(e) is one line for the user."""
+
+
+@dataclass
+class ServedModel:
+    """A model the page offers, with the lock that makes requests take turns on it."""
+
+    name: str
+    model: Model
+    anomaly: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def wrap(cls, name: str, model: Model) -> ServedModel:
+        try:
+            anomaly_class(model.loaded)
+            anomaly = True
+        except AnomalyError:
+            anomaly = False
+        return cls(name, model, anomaly)
+
+    def describe(self) -> dict:
+        s = self.model.clip.sampling
+        return {
+            "name": self.name,
+            "classes": len(self.model.classes),
+            "anomaly": self.anomaly,
+            "segments": s.segments,
+            "frames": s.frames,
+            "crop": self.model.clip.crop,
+            "precision": self.model.precision,
+        }
+
+
+def timeline_stride(num_frames: int) -> int:
+    """Frames between timeline decisions: one window of 8 frames, or wider so that a long
+    video gets at most ``TIMELINE_WINDOWS`` of them (each decision is a pass of the model)."""
+    return max(MIN_STRIDE, math.ceil(num_frames / TIMELINE_WINDOWS))
+
+
+def timeline(served: ServedModel, path: Path, num_frames: int) -> list[dict]:
+    """The streaming path's decisions over the file: ``[{t, frame, label, prob}]``, one per
+    ``timeline_stride`` frames once a whole clip has been seen (none for a shorter video)."""
+    decisions: list[dict] = []
+    cfg = StreamConfig(stride=timeline_stride(num_frames))
+    m = served.model
+    try:
+        run_stream(m.engine(), m.loaded, [str(path)], cfg, emit=decisions.append)
+    except EngineError as e:  # e.g. unshared weights: no one-clip-per-decision path
+        log.info("no timeline for %s: %s", served.name, e)
+        return []
+    keys = ("t", "frame", "label", "prob")
+    return [{k: d[k] for k in keys} for d in decisions]
+
+
+def cam_gif(served: ServedModel, path: Path) -> dict:
+    """The class activation map over the S segment clips as an animated GIF (a data URL)."""
+    m = served.model
+    r = cam_video(m.loaded, path, None, m.device, m.precision, size=CAM_SIZE, engine=m.engine())
+    frames = r["images"]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=CAM_FRAME_MS, loop=0)  # fmt: skip
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {
+        "label": r["label"],
+        "prob": r["prob"],
+        "frames": len(frames),
+        "frame_indices": r["frame_indices"],
+        "gif": f"data:image/gif;base64,{data}",
+    }
+
+
+def analyse(served: ServedModel, path: Path, name: str, top: int = 5, cam: bool = False) -> dict:
+    """Labels (+ ``timeline`` when the video spans several windows, + ``cam``, + ``anomaly``
+    for an anomaly model) of the video at ``path``, reported under the user's file ``name``.
+
+    Raises :class:`UnreadableVideo` when the file is not a readable video.
+    """
+    start = time.perf_counter()
+    with served.lock:
+        waited = time.perf_counter() - start
+        t0 = time.perf_counter()
+        results = served.model.predict([path], top=top)
+        labels_s = time.perf_counter() - t0
+        for r in results:  # the user's file name, never the server's temporary path
+            r["video"] = name
+            if "error" in r:
+                raise UnreadableVideo(f"not a readable video: {r['error']}")
+        try:
+            info = probe(path)
+        except VideoReadError as e:
+            raise UnreadableVideo(f"not a readable video: {e.reason}") from None
+        out: dict = {"results": results, "model": served.name}
+        timing = {"queued_s": waited, "labels_s": labels_s}
+        t0 = time.perf_counter()
+        windows = timeline(served, path, info.num_frames)
+        timing["timeline_s"] = time.perf_counter() - t0
+        if len(windows) > 1:
+            out["timeline"] = windows
+        if cam:
+            t0 = time.perf_counter()
+            out["cam"] = cam_gif(served, path)
+            timing["cam_s"] = time.perf_counter() - t0
+        if served.anomaly:
+            t0 = time.perf_counter()
+            scores = frame_scores(served.model.loaded, path, served.model.engine())
+            out["anomaly"] = {"scores": [round(float(s), 4) for s in scores], "fps": info.fps}
+            timing["anomaly_s"] = time.perf_counter() - t0
+    seconds = time.perf_counter() - start - waited
+    out.update(
+        {
+            "video": name,
+            "frames": info.num_frames,
+            "video_fps": info.fps,
+            "duration": info.duration,
+            "width": info.width,
+            "height": info.height,
+            "seconds": seconds,
+            # A7's pipeline fps: frames of the input per second of wall time, for the labels
+            "fps": info.num_frames / labels_s if labels_s > 0 else 0.0,
+            "timing": timing,
+        }
+    )
+    return out

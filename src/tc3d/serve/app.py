@@ -1,0 +1,342 @@
+"""``tc3d serve``: one local web page and ``POST /api/predict``.
+
+Why Starlette + uvicorn and one static page, not Gradio: the page has to work with no network
+at all, and Gradio's default theme loads web fonts from a CDN and its front end is a large
+bundle we would have to audit for other fetches; its components also have no place for a
+per-window timeline or an inline anomaly curve. The API has a fixed contract (field
+``video``, 413 over the limit, ``{"error": ...}`` on bad input) that is a few lines of
+Starlette, and the page is one HTML file, one script and one style sheet shipped as package
+data, all served from memory under a Content-Security-Policy that forbids any other origin.
+Starlette and uvicorn are small, typed, widely used, and depend on nothing heavy.
+
+Handlers are thin: parse the request, call :func:`tc3d.serve.analysis.analyse`
+(itself the library's predict, stream, CAM and anomaly functions), return JSON. Uploads go
+to a temporary file that is deleted as soon as the analysis ends; no URL maps to a path on the
+server (static files and examples are looked up by name in fixed tables).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from tc3d.serve.analysis import ServedModel, UnreadableVideo, analyse
+from tc3d.serve.examples import Example, make_examples
+
+log = logging.getLogger(__name__)
+
+MB = 1 << 20
+MULTIPART_SLACK = 64 * 1024  # field headers and boundaries around the file
+STATIC = {  # URL name -> (package file, media type): the only files the page can read
+    "page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "page.css": ("page.css", "text/css; charset=utf-8"),
+}
+HEADERS = {
+    # The page may load nothing from any other origin: it must work offline, and a CSP makes
+    # the browser refuse, not just us avoid, any outside fetch.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; style-src 'self'; script-src 'self'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class ServeConfig:
+    models: list[str] = field(default_factory=lambda: ["motion"])  # files or shipped names
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_mb: float = 500.0  # MiB
+    device: str = "cpu"
+    precision: str = "fp32"
+    top: int = 5
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+class _BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, whatever the route.
+
+    The rest of an oversized body is read and dropped (a client that is still sending when the
+    server closes would get a reset instead of the answer), the app sees the body end there,
+    and whatever it answers is replaced by the 413.
+    """
+
+    def __init__(self, app, limit: int, message: str):
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = int(declared) if declared.isdigit() else None
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            if scope.get("tc3d.over_limit"):
+                return {"type": "http.request", "body": b"", "more_body": False}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit or (declared or 0) > self.limit:
+                    scope["tc3d.over_limit"] = True
+                    while msg.get("more_body"):
+                        msg = await receive()
+                        if msg["type"] != "http.request":
+                            break
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return msg
+
+        async def guarded(msg):
+            if not scope.get("tc3d.over_limit"):
+                await send(msg)
+            elif msg["type"] == "http.response.start":
+                await _send_json(send, 413, {"error": self.message})
+
+        await self.app(scope, limited, guarded)
+
+
+class _RequestLog:
+    """One line per request on the ``tc3d.serve`` logger: client, method, path, status, time
+    (and what the handler noted, e.g. the file and its label)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [0]
+
+        async def noted(msg):
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            client = (scope.get("client") or ("-", 0))[0]
+            note = scope.get("tc3d.note")
+            log.info("%s %s %s %d %.2f s%s", client, scope["method"], scope["path"], status[0],
+                     time.perf_counter() - start, f"  {note}" if note else "")  # fmt: skip
+
+
+def _display_name(filename: str | None) -> str:
+    """The user's file name without any directory part or control characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(c for c in name if c.isprintable())[:200].strip()
+    return name or "upload"
+
+
+def _save(upload: UploadFile, path: Path) -> None:
+    upload.file.seek(0)
+    with open(path, "wb") as f:
+        shutil.copyfileobj(upload.file, f, MB)
+
+
+def create_app(
+    models: dict[str, ServedModel],
+    examples: dict[str, Example],
+    upload_dir: Path,
+    max_upload_bytes: int,
+    top: int = 5,
+):
+    """The ASGI app: the page, its script and style, ``/api/info``, ``/examples/NAME`` and
+    ``POST /api/predict``; uploads are written under ``upload_dir`` and deleted after use."""
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    static = resources.files("tc3d.serve") / "static"
+    page = (static / "index.html").read_bytes()
+    files = {k: ((static / f).read_bytes(), t) for k, (f, t) in STATIC.items()}
+    limit_text = f"upload over the {max_upload_bytes / MB:g} MB limit"
+    default = next(iter(models))
+
+    async def index(request: Request) -> Response:
+        return Response(page, media_type="text/html; charset=utf-8", headers=HEADERS)
+
+    async def static_file(request: Request) -> Response:
+        hit = files.get(request.path_params["name"])
+        if hit is None:
+            return _error(404, "not found")
+        return Response(hit[0], media_type=hit[1], headers=HEADERS)
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "models": [m.describe() for m in models.values()],
+                "examples": [e.describe() for e in examples.values()],
+                "max_upload_mb": max_upload_bytes / MB,
+                "top": top,
+            },
+            headers=HEADERS,
+        )
+
+    async def example(request: Request) -> Response:
+        hit = examples.get(request.path_params["name"])
+        if hit is None:
+            return _error(404, "not found")
+        return FileResponse(hit.path, media_type="video/x-msvideo", headers=HEADERS)
+
+    async def predict(request: Request) -> Response:
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except HTTPException as e:  # malformed multipart (or cut short by the size limit)
+            if request.scope.get("tc3d.over_limit"):
+                return _error(413, limit_text)
+            return _error(400, f"bad upload: {e.detail}")
+        except ClientDisconnect:  # the user left mid-upload: nobody reads the answer
+            return _error(400, "upload interrupted")
+        try:
+            if request.scope.get("tc3d.over_limit"):
+                return _error(413, limit_text)
+            upload = form.get("video")
+            if not isinstance(upload, UploadFile):
+                got = ", ".join(sorted(set(form.keys()))) or "none"
+                return _error(400, f"send the video as the multipart field 'video' (got: {got})")
+            served = models.get(str(form.get("model") or default))
+            if served is None:
+                return _error(400, f"unknown model; this server has: {', '.join(models)}")
+            try:
+                k = int(form.get("top") or top)
+            except ValueError:
+                return _error(400, "top must be a whole number")
+            k = max(1, min(k, len(served.model.classes)))
+            cam = str(form.get("cam") or "").lower() in ("1", "true", "yes", "on")
+            name = _display_name(upload.filename)
+            if not upload.size:
+                return _error(400, f"{name}: empty upload")
+            if upload.size > max_upload_bytes:
+                return _error(413, limit_text)
+            suffix = Path(name).suffix
+            suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+            path = upload_dir / f"{uuid.uuid4().hex}{suffix}"
+            try:
+                await run_in_threadpool(_save, upload, path)
+                result = await run_in_threadpool(analyse, served, path, name, k, cam)
+            except UnreadableVideo as e:
+                request.scope["tc3d.note"] = f"{name}: unreadable"
+                line = str(e).replace(str(path), name).splitlines()[0]
+                return _error(422, f"{name}: {line}")
+            except Exception as e:  # a bug or a resource failure: say so, keep serving
+                log.warning("analysis of %s failed", name, exc_info=log.isEnabledFor(10))
+                line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                return _error(500, f"{name}: analysis failed: {line.replace(str(path), name)}")
+            finally:
+                path.unlink(missing_ok=True)
+            best = result["results"][0]["labels"][0]
+            request.scope["tc3d.note"] = f"{name} -> {best['label']} ({result['seconds']:.2f} s)"
+            return JSONResponse(result, headers=HEADERS)
+        finally:
+            await form.close()
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail).lower())
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/static/{name}", static_file),
+            Route("/api/info", info),
+            Route("/examples/{name}", example),
+            Route("/api/predict", predict, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    return _RequestLog(_BodyLimit(app, max_upload_bytes + MULTIPART_SLACK, limit_text))
+
+
+def _model_names(models: list[str]) -> list[str]:
+    """Page names: a shipped model's name, else the file's stem; repeats numbered."""
+    names: list[str] = []
+    for m in models:
+        path = Path(m)
+        base = m if "/" not in m and not path.suffix else path.stem
+        if base in ("best", "last") and path.parent.name:  # runs/s3/best.pt -> s3-best
+            base = f"{path.parent.name}-{base}"
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return names
+
+
+def load_models(cfg: ServeConfig, calibration: list[Path]) -> dict[str, ServedModel]:
+    """Every ``--model``, loaded, its engine made (int8 calibrates, on the examples when the
+    model's training videos are not at hand) and warmed up on one example."""
+    from tc3d.api import load_model
+
+    out = {}
+    for name, spec in zip(_model_names(cfg.models), cfg.models):
+        model = load_model(spec, cfg.device, cfg.precision)
+        model.engine(calibration_fallback=[str(p) for p in calibration])
+        if calibration:
+            model.predict(calibration[:1])  # the first request should not pay the warm-up
+        out[name] = ServedModel.wrap(name, model)
+    return out
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free one); OSError says why not, e.g. port in use."""
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
+    """Run the server until interrupted; returns its URL. ``announce`` gets the start-up lines
+    (the URL once the server accepts connections)."""
+    import uvicorn
+
+    sock = bind(cfg.host, cfg.port)  # first: a port in use fails before minutes of loading
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    try:
+        with tempfile.TemporaryDirectory(prefix="tc3d-serve-") as tmp:
+            work = Path(tmp)
+            announce("rendering the example videos, loading the model(s)...")
+            examples = make_examples(work / "examples")
+            models = load_models(cfg, [e.path for e in examples.values()])
+            limit = int(cfg.max_upload_mb * MB)
+            app = create_app(models, examples, work / "uploads", limit, cfg.top)
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                    timeout_graceful_shutdown=5)  # fmt: skip
+            announce(f"serving {', '.join(models)} at {url}  (Ctrl-C stops)")
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+    return url
