@@ -86,6 +86,18 @@ def _model_file(name: str, what: str = "model file") -> Path:
     return path
 
 
+def _cluster(args):
+    """:mod:`tc3d.cluster` for ``--ray``; a usage error (exit 2) when Ray is not installed."""
+    from tc3d import cluster
+
+    _model_file(args.model)
+    try:
+        cluster.import_ray()
+    except cluster.RayMissing as e:
+        raise UsageError(str(e)) from None
+    return cluster
+
+
 def _existing(path: str, what: str = "path") -> Path:
     p = Path(path)
     if not p.exists():
@@ -690,19 +702,29 @@ def cmd_tag(args) -> dict:
 
     if not Path(args.folder).is_dir():
         raise UsageError(f"folder not found: {args.folder}")
-    loaded, device = _load(args)
-    with _progress("tagging") as update:
-        result = tag_folder(
-            loaded,
-            args.folder,
-            args.out,
-            device,
-            args.top,
-            args.precision,
-            args.batch_size,
-            args.retry_failed,
-            update,
-        )
+    # --- --ray ADDRESS: the same job on a Ray cluster (tc3d.cluster) -------------------------
+    if args.ray:
+        cluster = _cluster(args)
+        with _progress("tagging on Ray") as update:
+            result = cluster.tag_on_ray(args.ray, *cluster.model_options(args), args.folder,
+                                        args.out, args.top, args.retry_failed, update)  # fmt: skip
+        _console().print("Ray cluster {address}: {nodes} nodes, {workers} workers"
+                         .format(**result["cluster"]))  # fmt: skip
+    # --- end --ray ----------------------------------------------------------------------------
+    else:
+        loaded, device = _load(args)
+        with _progress("tagging") as update:
+            result = tag_folder(
+                loaded,
+                args.folder,
+                args.out,
+                device,
+                args.top,
+                args.precision,
+                args.batch_size,
+                args.retry_failed,
+                update,
+            )
     c = _console()
     c.print(
         f"{result['videos']} videos: {result['tagged']} tagged now, {result['skipped']} "
@@ -719,7 +741,7 @@ def cmd_features(args) -> dict:
 
     root = _existing(args.data, "data set root")
     layers = LAYERS if args.layer == "all" else tuple(args.layer.split(","))
-    loaded, device = _load(args)
+    cluster = _cluster(args) if args.ray else None  # --ray: before any work is done
     try:  # a data set: its train and test videos; else every video under the folder
         split = load_dataset(root, args.format, args.split, args.splits)
         paths = [i.path for i in split.train + split.test]
@@ -734,13 +756,26 @@ def cmd_features(args) -> dict:
     names = [Path(p).resolve().relative_to(Path(root).resolve()).as_posix()
              if Path(p).resolve().is_relative_to(Path(root).resolve()) else str(p)
              for p in paths]  # fmt: skip
-    with _progress("extracting features") as update:
-        feats = extract_features(
-            loaded, paths, device, layers, args.precision, args.batch_size, names, update
-        )
+    # --- --ray ADDRESS: the same features computed on a Ray cluster (tc3d.cluster) ----------
+    if cluster:
+        with _progress("extracting features on Ray") as update:
+            feats, ray_info = cluster.features_on_ray(
+                args.ray, *cluster.model_options(args), paths, names, layers, update
+            )
+        from tc3d.checkpoint import load_model
+
+        classes = load_model(args.model).classes  # for the file, as a local run stores them
+    # --- end --ray ----------------------------------------------------------------------------
+    else:
+        loaded, device = _load(args)
+        classes = loaded.classes
+        with _progress("extracting features") as update:
+            feats = extract_features(
+                loaded, paths, device, layers, args.precision, args.batch_size, names, update
+            )
     if not feats.videos:
         raise ValueError("no video could be read")
-    file = save_features(feats, args.out, loaded.classes)
+    file = save_features(feats, args.out, classes)
     dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
     c = _console()
     c.print(f"{len(feats.videos)} videos, layers {dims} -> {file}")
@@ -753,6 +788,7 @@ def cmd_features(args) -> dict:
         "layers": list(layers),
         "file": str(file),
         "failed": feats.failed,
+        **({"cluster": ray_info} if cluster else {}),  # --ray
     }
 
 
@@ -957,6 +993,12 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         help="bf16 autocast (fast on GPU; slow for training on CPU)",
     )
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate + checkpoint period")
+
+
+RAY_HELP = (
+    "run on this Ray cluster (auto, HOST:PORT or ray://HOST:PORT): one model per worker, "
+    "videos and model readable at the same path on every node (pip install 'tc3d[ray]')"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1297,6 +1339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser(
@@ -1325,6 +1368,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="res5b, pool5, prob, a comma list, or 'all' (default pool5)",
     )
     p.add_argument("--out", required=True, metavar="F.npz", help="output file")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser(
