@@ -1,0 +1,145 @@
+"""``tc3d tag`` over 200 short videos: locally, on a one-node and on a two-node Ray cluster of
+this machine, in one run; Ray's overhead in % of the local time.
+
+    python benchmarks/ray_tag.py [--videos 200] [--model motion] [--repeats 2]
+
+Needs root (each cluster runs in its own loopback-only network namespace, as in the tests) and
+``pip install 'tc3d[ray]'``. Both clusters are started first and left idle between runs; then,
+in each repeat, the three settings run one after the other (interleaved, so that the machine's
+noise hits them alike) on a fresh output file. Each run is timed by a driver process, through
+the same functions as the command line (``tag_folder`` / ``tc3d.cluster.tag_on_ray``):
+
+* ``total_s``: from the call to its return, loading the model (on every worker) included;
+* ``steady_s``: from the first result to the last, i.e. the work once the workers are up,
+  and ``videos_per_s``, the videos done in that time per second.
+
+Both clusters have the machine's 2 CPUs: the one-node cluster as one node of 2 CPUs, the
+two-node cluster as two nodes of 1 CPU. Each runs one worker (one model) per CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def drive(target: str, model: str, videos: str, out: str) -> dict:
+    """One timed ``tag`` run in this process (``target``: ``local`` or a Ray address)."""
+    first: list[tuple[float, int]] = []  # (time, videos done) at the first result
+
+    def progress(done: int, total: int) -> None:
+        if done and not first:
+            first.append((time.perf_counter(), done))
+
+    start = time.perf_counter()
+    if target == "local":
+        import tc3d
+        from tc3d.apps.tag import tag_folder
+
+        m = tc3d.load_model(model)
+        result = tag_folder(m.loaded, videos, out, m.device, progress=progress)
+        workers = 1
+    else:
+        from tc3d.cluster import tag_on_ray
+
+        result = tag_on_ray(target, model, {}, videos, out, progress=progress)
+        workers = result["cluster"]["workers"]
+    end = time.perf_counter()
+    return {"tagged": result["tagged"], "failed": len(result["failed"]), "workers": workers,
+            "total_s": end - start, "steady_s": end - first[0][0],
+            "steady_videos": result["tagged"] + len(result["failed"]) - first[0][1]}  # fmt: skip
+
+
+def _rows(path: Path) -> dict[str, list[str]]:
+    lines = path.read_text().splitlines()[1:]  # CSV, header first
+    return {x.split(",")[0]: x.split(",")[1::2] for x in lines}  # video -> labels
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--videos", type=int, default=200, help="number of videos (5 classes)")
+    p.add_argument("--model", default="motion")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print one JSON line at the end")
+    args = p.parse_args()
+
+    sys.path.insert(0, str(TESTS))
+    from netns import Namespace
+    from raycluster import RayCluster
+
+    from tc3d.data.synth import make_synthetic_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="tc3d-raybench-"))
+    stack: list = []
+    try:
+        data = make_synthetic_dataset(work / "videos", classes=5, per_class=args.videos // 5)
+        videos = str(data.root)
+        print(f"{data.videos} videos in {videos}", file=sys.stderr)
+        clusters = {}
+        for name, nodes, cpus in (("one node", 1, 2), ("two nodes", 2, 1)):
+            ns = Namespace()
+            stack.append(ns)
+            t = time.perf_counter()
+            clusters[name] = RayCluster(ns, work / f"ray{nodes}", nodes=nodes, cpus=cpus)
+            print(f"{name}: cluster up in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        runs: dict[str, list[dict]] = {"local": [], **{k: [] for k in clusters}}
+        for r in range(args.repeats):
+            for name in runs:
+                out = work / f"{name.replace(' ', '_')}_{r}.csv"
+                c = clusters.get(name)
+                driver = [sys.executable, str(Path(__file__).resolve()), "--drive",
+                          c.address if c else "local", args.model, videos, str(out)]  # fmt: skip
+                enter, env = (c.ns.enter, c.env) if c else ([], os.environ)
+                done = subprocess.run(enter + driver, capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    raise SystemExit(f"{name}: {done.stderr[-2000:]}")
+                run = json.loads(done.stdout.strip().splitlines()[-1])
+                run["rows"] = _rows(out)
+                runs[name].append(run)
+                print(f"repeat {r + 1} {name}: {run['total_s']:.1f} s", file=sys.stderr)
+        reference = runs["local"][0]["rows"]
+        same = all(x["rows"] == reference for v in runs.values() for x in v)
+        summary = {}
+        for name, rs in runs.items():
+            total = statistics.median(x["total_s"] for x in rs)
+            steady = statistics.median(x["steady_s"] for x in rs)
+            summary[name] = {"total_s": round(total, 2), "steady_s": round(steady, 2),
+                             "videos_per_s": round(rs[0]["steady_videos"] / steady, 2),
+                             "workers": rs[0]["workers"], "tagged": rs[0]["tagged"]}  # fmt: skip
+        base = summary["local"]
+        for s in summary.values():
+            s["overhead_total_pct"] = round(100 * (s["total_s"] / base["total_s"] - 1), 1)
+            s["overhead_steady_pct"] = round(100 * (s["steady_s"] / base["steady_s"] - 1), 1)
+        print(f"\n{data.videos} videos, model {args.model}, median of {args.repeats} runs; "
+              f"same labels everywhere: {same}")  # fmt: skip
+        print("| setting | workers | total s | Ray overhead | steady s | videos/s | overhead |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, s in summary.items():
+            print(f"| {name} | {s['workers']} | {s['total_s']:.1f} | "
+                  f"{s['overhead_total_pct']:+.1f}% | {s['steady_s']:.1f} | "
+                  f"{s['videos_per_s']:.1f} | {s['overhead_steady_pct']:+.1f}% |")  # fmt: skip
+        if args.json:
+            print(json.dumps({"videos": data.videos, "same_labels": same, "runs": summary}))
+    finally:
+        for c in locals().get("clusters", {}).values():
+            c.stop()
+        for ns in stack:
+            ns.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--drive"]:
+        print(json.dumps(drive(*sys.argv[2:6])))
+    else:
+        main()
