@@ -14,7 +14,9 @@ the same functions as the command line (``tag_folder`` / ``tc3d.cluster.tag_on_r
   and ``videos_per_s``, the videos done in that time per second.
 
 Both clusters have the machine's 2 CPUs: the one-node cluster as one node of 2 CPUs, the
-two-node cluster as two nodes of 1 CPU. Each runs one worker (one model) per CPU.
+two-node cluster as two nodes of 1 CPU. They run one worker (one model) per CPU, tc3d's
+default; the one-node cluster also runs once with a single worker of 2 CPUs, the local run's
+layout (one process, 2 threads), which isolates what Ray itself costs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,8 +36,9 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
-def drive(target: str, model: str, videos: str, out: str) -> dict:
-    """One timed ``tag`` run in this process (``target``: ``local`` or a Ray address)."""
+def drive(target: str, model: str, videos: str, out: str, cpus: str = "1") -> dict:
+    """One timed ``tag`` run in this process (``target``: ``local`` or a Ray address, with
+    workers of ``cpus`` CPUs each)."""
     first: list[tuple[float, int]] = []  # (time, videos done) at the first result
 
     def progress(done: int, total: int) -> None:
@@ -52,12 +56,22 @@ def drive(target: str, model: str, videos: str, out: str) -> dict:
     else:
         from tc3d.cluster import tag_on_ray
 
-        result = tag_on_ray(target, model, {}, videos, out, progress=progress)
+        result = tag_on_ray(target, model, {}, videos, out, progress=progress,
+                            cpus_per_worker=float(cpus))  # fmt: skip
         workers = result["cluster"]["workers"]
     end = time.perf_counter()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"tagged": result["tagged"], "failed": len(result["failed"]), "workers": workers,
-            "total_s": end - start, "steady_s": end - first[0][0],
+            "driver_rss_mb": round(rss_mb), "total_s": end - start, "steady_s": end - first[0][0],
             "steady_videos": result["tagged"] + len(result["failed"]) - first[0][1]}  # fmt: skip
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS")), 0)
 
 
 def _rows(path: Path) -> dict[str, list[str]]:
@@ -92,18 +106,33 @@ def main() -> None:
             t = time.perf_counter()
             clusters[name] = RayCluster(ns, work / f"ray{nodes}", nodes=nodes, cpus=cpus)
             print(f"{name}: cluster up in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        runs: dict[str, list[dict]] = {"local": [], **{k: [] for k in clusters}}
+        settings = {  # name: (cluster, CPUs per worker)
+            "local": (None, 1),
+            "one node, one 2-CPU worker": ("one node", 2),
+            "one node": ("one node", 1),
+            "two nodes": ("two nodes", 1),
+        }
+        runs: dict[str, list[dict]] = {k: [] for k in settings}
         for r in range(args.repeats):
-            for name in runs:
-                out = work / f"{name.replace(' ', '_')}_{r}.csv"
-                c = clusters.get(name)
+            for i, name in enumerate(runs):
+                out = work / f"run{i}_{r}.csv"
+                c = clusters.get(settings[name][0])
                 driver = [sys.executable, str(Path(__file__).resolve()), "--drive",
-                          c.address if c else "local", args.model, videos, str(out)]  # fmt: skip
+                          c.address if c else "local", args.model, videos, str(out),
+                          str(settings[name][1])]  # fmt: skip
                 enter, env = (c.ns.enter, c.env) if c else ([], os.environ)
-                done = subprocess.run(enter + driver, capture_output=True, text=True, env=env)
-                if done.returncode != 0:
-                    raise SystemExit(f"{name}: {done.stderr[-2000:]}")
-                run = json.loads(done.stdout.strip().splitlines()[-1])
+                proc = subprocess.Popen(enter + driver, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                worker_mb = 0.0
+                while proc.poll() is None:  # the workers' memory, model loaded and working
+                    if c:
+                        worker_mb = max([worker_mb, *map(_rss_mb, c.workers())])
+                    time.sleep(0.2)
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0:
+                    raise SystemExit(f"{name}: {stderr[-2000:]}")
+                run = json.loads(stdout.strip().splitlines()[-1])
+                run["worker_rss_mb"] = round(worker_mb) if c else run["driver_rss_mb"]
                 run["rows"] = _rows(out)
                 runs[name].append(run)
                 print(f"repeat {r + 1} {name}: {run['total_s']:.1f} s", file=sys.stderr)
@@ -115,19 +144,25 @@ def main() -> None:
             steady = statistics.median(x["steady_s"] for x in rs)
             summary[name] = {"total_s": round(total, 2), "steady_s": round(steady, 2),
                              "videos_per_s": round(rs[0]["steady_videos"] / steady, 2),
-                             "workers": rs[0]["workers"], "tagged": rs[0]["tagged"]}  # fmt: skip
+                             "workers": rs[0]["workers"], "tagged": rs[0]["tagged"],
+                             "threads_per_worker": settings[name][1] if name != "local"
+                             else os.cpu_count(),
+                             "worker_rss_mb": max(x["worker_rss_mb"] for x in rs),
+                             "driver_rss_mb": max(x["driver_rss_mb"] for x in rs)}  # fmt: skip
         base = summary["local"]
         for s in summary.values():
             s["overhead_total_pct"] = round(100 * (s["total_s"] / base["total_s"] - 1), 1)
             s["overhead_steady_pct"] = round(100 * (s["steady_s"] / base["steady_s"] - 1), 1)
         print(f"\n{data.videos} videos, model {args.model}, median of {args.repeats} runs; "
               f"same labels everywhere: {same}")  # fmt: skip
-        print("| setting | workers | total s | Ray overhead | steady s | videos/s | overhead |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| setting | workers × threads | total s | vs local | steady s | videos/s | vs local "
+              "| RSS per worker MB | driver MB |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, s in summary.items():
-            print(f"| {name} | {s['workers']} | {s['total_s']:.1f} | "
+            print(f"| {name} | {s['workers']} × {s['threads_per_worker']} | {s['total_s']:.1f} | "
                   f"{s['overhead_total_pct']:+.1f}% | {s['steady_s']:.1f} | "
-                  f"{s['videos_per_s']:.1f} | {s['overhead_steady_pct']:+.1f}% |")  # fmt: skip
+                  f"{s['videos_per_s']:.1f} | {s['overhead_steady_pct']:+.1f}% | "
+                  f"{s['worker_rss_mb']} | {s['driver_rss_mb']} |")  # fmt: skip
         if args.json:
             print(json.dumps({"videos": data.videos, "same_labels": same, "runs": summary}))
     finally:
@@ -140,6 +175,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--drive"]:
-        print(json.dumps(drive(*sys.argv[2:6])))
+        print(json.dumps(drive(*sys.argv[2:7])))
     else:
         main()

@@ -32,7 +32,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-CHUNK = 4  # videos per task: what a worker that dies can lose, and the unit of balancing
+CHUNK = 8  # videos per task (as a local run scores them): what a dying worker can lose
 IN_FLIGHT = 2  # tasks queued at each worker, so that it never waits for the driver
 MAX_DEATHS = 2  # a video on this many workers that died while running it is reported failed
 MAX_RESTARTS = 4  # per worker: Ray restarts a dead worker's process this many times
