@@ -39,11 +39,11 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 def drive(target: str, model: str, videos: str, out: str, cpus: str = "1") -> dict:
     """One timed ``tag`` run in this process (``target``: ``local`` or a Ray address, with
     workers of ``cpus`` CPUs each)."""
-    first: list[tuple[float, int]] = []  # (time, videos done) at the first result
+    first: list[tuple[float, int, float]] = []  # (time, videos done, CPU time) at the first
 
     def progress(done: int, total: int) -> None:
         if done and not first:
-            first.append((time.perf_counter(), done))
+            first.append((time.perf_counter(), done, time.process_time()))
 
     start = time.perf_counter()
     if target == "local":
@@ -59,11 +59,39 @@ def drive(target: str, model: str, videos: str, out: str, cpus: str = "1") -> di
         result = tag_on_ray(target, model, {}, videos, out, progress=progress,
                             cpus_per_worker=float(cpus))  # fmt: skip
         workers = result["cluster"]["workers"]
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"tagged": result["tagged"], "failed": len(result["failed"]), "workers": workers,
             "driver_rss_mb": round(rss_mb), "total_s": end - start, "steady_s": end - first[0][0],
-            "steady_videos": result["tagged"] + len(result["failed"]) - first[0][1]}  # fmt: skip
+            "steady_videos": result["tagged"] + len(result["failed"]) - first[0][1],
+            "driver_cpu_s": cpu - first[0][2]}  # fmt: skip
+
+
+def cost_split(model: str, videos: str) -> dict:
+    """Per video, on one thread: reading and preparing its clips (the selective reader), and
+    the model on them (batched as the engine batches them), in ms; and the mean file size."""
+    import torch
+
+    import tc3d
+    from tc3d.apps.tag import list_videos
+    from tc3d.data.dataset import load_clips
+
+    torch.set_num_threads(1)
+    m = tc3d.load_model(model)
+    paths = [p for p in list_videos(videos) if p.stat().st_size > 1024]  # no broken files
+    t = time.perf_counter()
+    clips = [load_clips(p, None, m.clip, None)[0][0] for p in paths]  # (n, 3, k, H, W)
+    read = time.perf_counter() - t
+    engine = m.engine()
+    engine.clip_scores(clips[0])  # first call: allocations, kernel selection
+    t = time.perf_counter()
+    for i in range(0, len(clips), m.batch_size):  # batched across videos, as the engine does
+        engine.clip_scores(torch.cat(clips[i : i + m.batch_size]))
+    run = time.perf_counter() - t
+    n = len(paths)
+    return {"read_ms": round(1000 * read / n, 1), "model_ms": round(1000 * run / n, 1),
+            "clips_per_video": round(sum(len(c) for c in clips) / n, 2),
+            "file_kb": round(sum(Path(p).stat().st_size for p in paths) / n / 1024, 1)}  # fmt: skip
 
 
 def _rss_mb(pid: int) -> float:
@@ -136,6 +164,10 @@ def main() -> None:
                 run["rows"] = _rows(out)
                 runs[name].append(run)
                 print(f"repeat {r + 1} {name}: {run['total_s']:.1f} s", file=sys.stderr)
+        split = json.loads(subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--split", args.model, videos],
+            capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        ).stdout.strip().splitlines()[-1])  # fmt: skip
         reference = runs["local"][0]["rows"]
         same = all(x["rows"] == reference for v in runs.values() for x in v)
         summary = {}
@@ -148,7 +180,10 @@ def main() -> None:
                              "threads_per_worker": settings[name][1] if name != "local"
                              else os.cpu_count(),
                              "worker_rss_mb": max(x["worker_rss_mb"] for x in rs),
-                             "driver_rss_mb": max(x["driver_rss_mb"] for x in rs)}  # fmt: skip
+                             "driver_rss_mb": max(x["driver_rss_mb"] for x in rs),
+                             "driver_cpu_ms_per_video": round(statistics.median(
+                                 1000 * x["driver_cpu_s"] / x["steady_videos"] for x in rs),
+                                 2)}  # fmt: skip
         base = summary["local"]
         for s in summary.values():
             s["overhead_total_pct"] = round(100 * (s["total_s"] / base["total_s"] - 1), 1)
@@ -163,8 +198,15 @@ def main() -> None:
                   f"{s['overhead_total_pct']:+.1f}% | {s['steady_s']:.1f} | "
                   f"{s['videos_per_s']:.1f} | {s['overhead_steady_pct']:+.1f}% | "
                   f"{s['worker_rss_mb']} | {s['driver_rss_mb']} |")  # fmt: skip
+        print(
+            f"\nper video on one thread: reading {split['read_ms']} ms, model "
+            f"{split['model_ms']} ms ({split['clips_per_video']} clips, files of "
+            f"{split['file_kb']} KiB); driver CPU per video: "
+            + ", ".join(f"{k} {v['driver_cpu_ms_per_video']} ms" for k, v in summary.items())
+        )
         if args.json:
-            print(json.dumps({"videos": data.videos, "same_labels": same, "runs": summary}))
+            print(json.dumps({"videos": data.videos, "same_labels": same, "runs": summary,
+                              "per_video": split}))  # fmt: skip
     finally:
         for c in locals().get("clusters", {}).values():
             c.stop()
@@ -176,5 +218,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--drive"]:
         print(json.dumps(drive(*sys.argv[2:7])))
+    elif sys.argv[1:2] == ["--split"]:
+        print(json.dumps(cost_split(*sys.argv[2:4])))
     else:
         main()
