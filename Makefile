@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tc3d-installed
+TEST_STAMP := $(VENV)/.tc3d-test-installed
 
 .PHONY: demo test lint format clean
 
@@ -13,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,serve]'
 	touch $(STAMP)
 
+# The tests also run tag/features on a real Ray cluster: only `make test` pays for Ray.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/tc3d demo --out demo_run
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q

@@ -157,9 +157,17 @@ def write_features(
     if progress:
         progress(0, len(paths))
     feats = extract_features(loaded, paths, device, layers, precision, batch_size, names, progress)
+    return write_feature_file(feats, out, loaded.classes, layers)
+
+
+def write_feature_file(
+    feats: Features, out: str | Path, classes: Sequence[str], layers: Sequence[str]
+) -> dict:
+    """Save ``feats`` (local or from a cluster) and say what was written, as ``tc3d features``
+    reports it."""
     if not feats.videos:
         raise SimilarityError("no video could be read")
-    file = save_features(feats, out, loaded.classes)
+    file = save_features(feats, out, classes)
     dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
     return {
         "videos": len(feats.videos),

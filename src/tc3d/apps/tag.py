@@ -126,6 +126,74 @@ def score_videos(
     return scores.probs, errors
 
 
+class TagJob:
+    """One run over a folder: what is left to tag, and recording each outcome as it comes.
+
+    Holds the resume logic (skip videos already in the output, skip known failures whose file
+    did not change) so the local loop and the cluster driver (:mod:`tc3d.cluster`) share it.
+    """
+
+    def __init__(self, root: str | Path, out: str | Path, top_k: int = 5, retry_failed=False):
+        self.root, self.out = Path(root).resolve(), Path(out)
+        if not self.root.is_dir():
+            raise TagError(f"{self.root}: not a folder")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.output = _Output(self.out, top_k)
+        self.failed_file = self.out.with_name(self.out.name + ".failed.jsonl")
+        known: dict[str, dict] = {}
+        if self.failed_file.exists() and not retry_failed:
+            for line in self.failed_file.read_text(errors="replace").splitlines():
+                try:
+                    rec = json.loads(line)
+                    known[rec["video"]] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue
+        self.videos = list_videos(self.root)
+        self.todo: list[Path] = []
+        self.failed: list[dict] = []
+        self.skipped = self.tagged = 0
+        for p in self.videos:
+            key = _key(p, self.root)
+            if key in self.output.done:
+                self.skipped += 1
+            elif key in known and known[key].get("stamp") == _stamp(p):
+                self.failed.append({"path": str(p), "error": known[key]["error"]})
+            else:
+                self.todo.append(p)
+        self._failures = {k: v for k, v in known.items() if k not in self.output.done}
+
+    def record(self, path: Path, labels: list[dict] | None = None, error: str = "") -> None:
+        """Append a tagged video to the output, or remember why it failed."""
+        key = _key(path, self.root)
+        if labels is not None:
+            self.output.append(key, labels)
+            self._failures.pop(key, None)
+            self.tagged += 1
+        else:
+            self.failed.append({"path": str(path), "error": error})
+            self._failures[key] = {"video": key, "error": error, "stamp": _stamp(path)}
+
+    def save_failures(self) -> None:
+        """Rewrite ``FILE.failed.jsonl`` (atomically) when there is anything to say."""
+        if self.failed or self._failures or self.failed_file.exists():
+            text = "".join(json.dumps(v) + "\n" for v in self._failures.values())
+            atomic_write_text(text, self.failed_file)
+
+    def summary(self) -> dict:
+        return {
+            "videos": len(self.videos),
+            "tagged": self.tagged,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "file": str(self.out),
+        }
+
+
+def top_labels(classes: Sequence[str], probs: np.ndarray, top_k: int) -> list[dict]:
+    order = np.argsort(-probs)[: max(1, top_k)]
+    return [{"label": classes[j], "prob": float(probs[j])} for j in order]
+
+
 def tag_folder(
     loaded: LoadedModel,
     root: str | Path,
@@ -143,32 +211,8 @@ def tag_folder(
     ``engine`` (made at ``precision`` when None, only if there is work) serves every chunk:
     int8 calibrates once (on the model's training videos, else the first videos to tag).
     """
-    root, out = Path(root).resolve(), Path(out)
-    if not root.is_dir():
-        raise TagError(f"{root}: not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    output = _Output(out, top_k)
-    failed_file = out.with_name(out.name + ".failed.jsonl")
-    known: dict[str, dict] = {}
-    if failed_file.exists() and not retry_failed:
-        for line in failed_file.read_text(errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-                known[rec["video"]] = rec
-            except (ValueError, KeyError, TypeError):
-                continue
-    videos = list_videos(root)
-    todo, failed, skipped = [], [], 0
-    for p in videos:
-        key = _key(p, root)
-        if key in output.done:
-            skipped += 1
-        elif key in known and known[key].get("stamp") == _stamp(p):
-            failed.append({"path": str(p), "error": known[key]["error"]})
-        else:
-            todo.append(p)
-    new_failures: dict[str, dict] = {k: v for k, v in known.items() if k not in output.done}
-    tagged = 0
+    job = TagJob(root, out, top_k, retry_failed)
+    todo = job.todo
     if todo and engine is None:
         engine = make_engine(loaded, device, precision, fallback_videos=todo)
     if progress:
@@ -177,25 +221,11 @@ def tag_folder(
         chunk = todo[start : start + CHUNK]
         probs, errors = score_videos(loaded, chunk, device, precision, batch_size, engine)
         for i, p in enumerate(chunk):
-            key = _key(p, root)
             if i in probs:
-                order = np.argsort(-probs[i])[: max(1, top_k)]
-                labels = [{"label": loaded.classes[j], "prob": float(probs[i][j])} for j in order]
-                output.append(key, labels)
-                new_failures.pop(key, None)
-                tagged += 1
+                job.record(p, top_labels(loaded.classes, probs[i], top_k))
             else:
-                failed.append({"path": str(p), "error": errors[i]})
-                new_failures[key] = {"video": key, "error": errors[i], "stamp": _stamp(p)}
-        if failed or new_failures or failed_file.exists():
-            text = "".join(json.dumps(v) + "\n" for v in new_failures.values())
-            atomic_write_text(text, failed_file)
+                job.record(p, error=errors[i])
+        job.save_failures()
         if progress:
             progress(start + len(chunk), len(todo))
-    return {
-        "videos": len(videos),
-        "tagged": tagged,
-        "skipped": skipped,
-        "failed": failed,
-        "file": str(out),
-    }
+    return job.summary()

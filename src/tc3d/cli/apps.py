@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tc3d.apps.similarity import LAYERS, run_similarity, write_features
+from tc3d.apps.similarity import (
+    LAYERS,
+    feature_videos,
+    run_similarity,
+    write_feature_file,
+    write_features,
+)
 from tc3d.cli._common import (
     UsageError,
     common,
     console,
     existing,
     load,
+    model_file,
     model_flags,
     print_skipped,
     progress,
@@ -63,18 +70,49 @@ def cmd_anomaly_score(args) -> dict:
     return result
 
 
+RAY_HELP = (
+    "run on this Ray cluster (auto, HOST:PORT or ray://HOST:PORT): one model per worker, "
+    "videos and model readable at the same path on every node (pip install 'tc3d[ray]')"
+)
+
+
+def _cluster(args):
+    """:mod:`tc3d.cluster` for ``--ray``; a usage error (exit 2) when Ray is not installed."""
+    from tc3d import cluster
+
+    model_file(args.model)
+    try:
+        cluster.import_ray()
+    except cluster.RayMissing as e:
+        raise UsageError(str(e)) from None
+    return cluster
+
+
+def _cluster_line(info: dict) -> str:
+    return "Ray cluster {address}: {nodes} nodes, {workers} workers".format(**info)
+
+
 def cmd_tag(args) -> dict:
     from tc3d.apps.tag import tag_folder
 
     if not Path(args.folder).is_dir():
         raise UsageError(f"folder not found: {args.folder}")
-    m = load(args)
-    with progress("tagging") as update:
-        result = tag_folder(
-            m.loaded, args.folder, args.out, m.device, args.top, m.precision, m.batch_size,
-            args.retry_failed, update,
-        )  # fmt: skip
     c = console()
+    if args.ray:
+        cluster = _cluster(args)
+        with progress("tagging on Ray") as update:
+            result = cluster.tag_on_ray(args.ray, *cluster.model_options(args), args.folder,
+                                        args.out, args.top, args.retry_failed, update)  # fmt: skip
+        c.print(
+            "Ray cluster {address}: {nodes} nodes, {workers} workers".format(**result["cluster"])
+        )
+    else:
+        m = load(args)
+        with progress("tagging") as update:
+            result = tag_folder(
+                m.loaded, args.folder, args.out, m.device, args.top, m.precision, m.batch_size,
+                args.retry_failed, update,
+            )  # fmt: skip
     c.print(
         f"{result['videos']} videos: {result['tagged']} tagged now, {result['skipped']} "
         f"already tagged, {len(result['failed'])} failed -> {result['file']}"
@@ -86,13 +124,26 @@ def cmd_tag(args) -> dict:
 def cmd_features(args) -> dict:
     existing(args.data, "data set root")
     layers = LAYERS if args.layer == "all" else tuple(args.layer.split(","))
-    m = load(args)
-    with progress("extracting features", lazy=True) as update:
-        result = write_features(
-            m.loaded, args.data, args.out, m.device, layers, m.precision, m.batch_size,
-            args.format, args.split, args.splits, update,
-        )  # fmt: skip
     c = console()
+    if args.ray:
+        from tc3d.api import load_model
+
+        cluster = _cluster(args)  # before any work is done
+        paths, names = feature_videos(args.data, args.format, args.split, args.splits)
+        with progress("extracting features on Ray") as update:
+            feats, info = cluster.features_on_ray(
+                args.ray, *cluster.model_options(args), paths, names, layers, update
+            )
+        classes = load_model(args.model, device="cpu").classes  # stored in the file
+        result = {**write_feature_file(feats, args.out, classes, layers), "cluster": info}
+        c.print(_cluster_line(info))
+    else:
+        m = load(args)
+        with progress("extracting features", lazy=True) as update:
+            result = write_features(
+                m.loaded, args.data, args.out, m.device, layers, m.precision, m.batch_size,
+                args.format, args.split, args.splits, update,
+            )  # fmt: skip
     c.print(f"{result['videos']} videos, layers {result['dims']} -> {result['file']}")
     print_skipped(c, result["failed"], "failed")
     return result
@@ -183,6 +234,7 @@ def add_tag(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_tag)
 
 
@@ -206,6 +258,7 @@ def add_features(sub) -> None:
         help=f"{', '.join(LAYERS)}, a comma list, or 'all' (default pool5)",
     )
     p.add_argument("--out", required=True, metavar="F.npz", help="output file")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_features)
 
 
