@@ -158,7 +158,7 @@ def analyse(served: ServedModel, path: Path, name: str, top: int = 5, cam: bool 
             "width": info.width,
             "height": info.height,
             "seconds": seconds,
-            # A7's pipeline fps: frames of the input per second of wall time, for the labels
+            # the pipeline's fps, as tc3d predict counts it: input frames per second of labelling
             "fps": info.num_frames / labels_s if labels_s > 0 else 0.0,
             "timing": timing,
         }
