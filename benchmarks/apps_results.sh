@@ -17,7 +17,7 @@ mkdir -p "$WORK"
   --per-class 24 --json > "$WORK/surv.json"
 RECIPE=(--width 0.25 --crop 64 --optimizer adamw --lr 5e-4 --weight-decay 0.05 --dropout 0
         --warmup 20 --iters 400 --lr-steps 300,360 --eval-every 400 --seed 0 --fusion max
-        --init "$TABLES/s3_avg/best.pt")
+        --init "$TABLES/s3_avg/best.pt" --freeze 0 --head-lr-scale 1)  # as recorded: all layers
 for S in 6 3 1; do
   name=anomaly_s$S
   [ -f "$WORK/$name/test.json" ] && continue

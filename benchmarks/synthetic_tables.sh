@@ -10,8 +10,9 @@ mkdir -p "$WORK"
 [ -f "$WORK/data/splits/classInd.txt" ] || $TC3D synth "$WORK/data" --per-class 24 --seed 0 --json > "$WORK/synth.json"
 
 ITERS=1500
-RECIPE=(--width 0.25 --crop 64 --no-flip --optimizer adamw --lr 5e-4 --weight-decay 0.05
-        --dropout 0 --warmup 20 --iters $ITERS --lr-steps 1125,1380 --eval-every 500 --seed 0)
+RECIPE=(--init scratch --width 0.25 --crop 64 --no-flip --optimizer adamw --lr 5e-4
+        --weight-decay 0.05 --dropout 0 --warmup 20 --iters $ITERS --lr-steps 1125,1380
+        --eval-every 500 --seed 0)
 
 run() {  # name, extra train flags...
   local name=$1; shift
