@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tc3d
 from tc3d.checkpoint import load_model
 from tc3d.cli import main
 
@@ -95,6 +96,10 @@ def test_predict_reports_failures_and_exits_1(trained, tmp_path):
     assert labels[0]["prob"] >= labels[1]["prob"]
     assert labels[0]["prob"] + labels[1]["prob"] == pytest.approx(1.0, abs=1e-5)
     assert results[1]["video"] == str(bad) and "cannot open" in results[1]["error"]
+    # the Python API gives exactly the command's results, the broken file included
+    assert (
+        tc3d.load_model(checkpoint, device="cpu").predict([str(good), str(bad)], top=2) == results
+    )
 
 
 def test_data_check_json(trained, tmp_path):
