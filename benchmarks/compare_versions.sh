@@ -20,8 +20,9 @@ tree=$(mktemp -d)
 git worktree add -q --detach "$tree" "$OLD"
 trap 'git worktree remove --force "$tree"' EXIT
 src() { if [ "$1" = old ]; then echo "$tree/src"; else echo "$PWD/src"; fi; }
-video1=$(ls "$DATA"/*/*.avi | head -1)
-video2=$(ls "$DATA"/*/*.avi | tail -1)
+videos=("$DATA"/*/*.avi)
+video1=${videos[0]}
+video2=${videos[-1]}
 
 for side in old new; do
   o="$OUT/$side"; rm -rf "$o"; mkdir -p "$o"
