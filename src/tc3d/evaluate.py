@@ -147,6 +147,13 @@ def evaluate(
     return result
 
 
+def top_labels(classes: Sequence[str], probs: np.ndarray, top_k: int) -> list[dict]:
+    """The ``top_k`` most likely classes (at least one) as ``[{label, prob}]``, best first: the
+    labels of ``tc3d predict``, ``tag`` and the Python API."""
+    order = np.argsort(-probs)[: max(1, top_k)]
+    return [{"label": classes[j], "prob": float(probs[j])} for j in order]
+
+
 def predict(
     loaded: LoadedModel,
     paths: Sequence[str],
@@ -166,9 +173,7 @@ def predict(
     results = []
     for i, p in enumerate(paths):
         if i in scores.probs:
-            probs = scores.probs[i]
-            order = np.argsort(-probs)[: max(1, top_k)]
-            labels = [{"label": loaded.classes[j], "prob": float(probs[j])} for j in order]
+            labels = top_labels(loaded.classes, scores.probs[i], top_k)
             results.append({"video": str(p), "labels": labels})
         else:
             results.append({"video": str(p), "error": errors.get(str(p), "could not be scored")})

@@ -26,7 +26,7 @@ import torch
 from tc3d.checkpoint import LoadedModel
 from tc3d.data.files import list_videos
 from tc3d.data.formats import VideoItem
-from tc3d.evaluate import score_items
+from tc3d.evaluate import score_items, top_labels
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_text
 
@@ -187,11 +187,6 @@ class TagJob:
             "failed": self.failed,
             "file": str(self.out),
         }
-
-
-def top_labels(classes: Sequence[str], probs: np.ndarray, top_k: int) -> list[dict]:
-    order = np.argsort(-probs)[: max(1, top_k)]
-    return [{"label": classes[j], "prob": float(probs[j])} for j in order]
 
 
 def tag_folder(

@@ -103,9 +103,7 @@ def cmd_tag(args) -> dict:
         with progress("tagging on Ray") as update:
             result = cluster.tag_on_ray(args.ray, *cluster.model_options(args), args.folder,
                                         args.out, args.top, args.retry_failed, update)  # fmt: skip
-        c.print(
-            "Ray cluster {address}: {nodes} nodes, {workers} workers".format(**result["cluster"])
-        )
+        c.print(_cluster_line(result["cluster"]))
     else:
         m = load(args)
         with progress("tagging") as update:
@@ -129,12 +127,12 @@ def cmd_features(args) -> dict:
         from tc3d.api import load_model
 
         cluster = _cluster(args)  # before any work is done
+        classes = load_model(args.model, device="cpu").classes  # a bad model fails here
         paths, names = feature_videos(args.data, args.format, args.split, args.splits)
         with progress("extracting features on Ray") as update:
             feats, info = cluster.features_on_ray(
                 args.ray, *cluster.model_options(args), paths, names, layers, update
             )
-        classes = load_model(args.model, device="cpu").classes  # stored in the file
         result = {**write_feature_file(feats, args.out, classes, layers), "cluster": info}
         c.print(_cluster_line(info))
     else:
