@@ -121,7 +121,8 @@ class _Pool:
     Ray runs an actor's tasks one at a time in the order they were sent, so when a worker
     dies, the oldest of its tasks that did not finish is the one it was running: only that
     one is blamed (split into single videos when it held several); the tasks queued behind
-    it go back in the queue as they were.
+    it go back in the queue as they were. Blamed videos then run alone on a worker, so that
+    the one that is given up on is the one that was running.
     """
 
     def __init__(self, ray, actors: list):
@@ -155,7 +156,7 @@ class _Pool:
             progress(0, n)
         while self.queue or self.inflight:
             for a in sorted(self.live):
-                while self.queue and len(self.sent[a]) < IN_FLIGHT:
+                while self.queue and self._has_room(a):
                     task = self.queue.popleft()
                     ref = send(self.actors[a], task.ids)
                     self.sent[a].append(ref)
@@ -178,6 +179,15 @@ class _Pool:
                 self._died(a)
             if progress:
                 progress(self.finished, n)
+
+    def _has_room(self, a: int) -> bool:
+        """Whether worker ``a`` takes the next task. A task that was on a worker when it died
+        runs alone: when a worker dies, the reply of a task it had just finished can be lost
+        with it, so only a task with nothing queued beside it can be blamed for sure."""
+        sent = self.sent[a]
+        if self.queue[0].deaths or any(self.inflight[r][1].deaths for r in sent):
+            return not sent
+        return len(sent) < IN_FLIGHT
 
     def _wait_ready(self, a: int) -> None:
         """Send worker ``a`` tasks again once it answers: a call to a worker that Ray is
