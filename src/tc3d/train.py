@@ -71,7 +71,7 @@ FINETUNE = dict(
     freeze=None,  # None: FROZEN_STAGES from a pretrained init, 0 from scratch
     head_lr_scale=None,  # None: HEAD_LR_SCALE from a pretrained init, 1 from scratch
 )
-FROZEN_STAGES = 2  # stem and layer1 keep the pretrained weights; layer2-4 adapt (look too)
+FROZEN_STAGES = 1  # the stem keeps the pretrained weights; layer1-4 adapt (look too)
 HEAD_LR_SCALE = 40.0  # the classifier and fusion start from nothing: they learn faster
 # The paper's UCF101 recipe (Section V-B), fine-tuning from Kinetics on a GPU: --recipe paper.
 PAPER = dict(

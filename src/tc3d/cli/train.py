@@ -153,7 +153,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=None, help=both("dropout"))
     p.add_argument(
         "--freeze", type=int, default=None, choices=range(6), metavar="N",
-        help="keep the first N backbone stages (stem, layer1-4) fixed (default 2 from a "
+        help="keep the first N backbone stages (stem, layer1-4) fixed (default 1 from a "
         "pretrained --init, 0 from scratch or with --recipe paper)",
     )  # fmt: skip
     p.add_argument(
