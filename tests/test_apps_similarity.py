@@ -4,6 +4,7 @@ and the synthetic pairs set of classes the benchmark does not have."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -87,7 +88,8 @@ def test_similarity_keys_and_folds(videos, model, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"auc", "accuracy", "folds", "pairs"} <= result.keys()
     assert (result["folds"], result["pairs"]) == (4, 28)
-    assert set(result["layers"]) == {"res5b", "pool5", "prob"}
+    assert set(result["layers"]) == {"res5b", "pool5", "prob", "pool5+std"}
+    assert result["descriptor"] == "pool5+std"
     assert roc.read_bytes()[:4] == b"\x89PNG"
     # The figures are the protocol applied to what tc3d features writes: per layer the six
     # distances of each pair, pair i in fold i % 4 + 1, the layers side by side for the total
@@ -108,8 +110,44 @@ def test_similarity_keys_and_folds(videos, model, tmp_path, capsys):
         assert result["layers"][layer]["auc"] == pytest.approx(want["auc"], abs=1e-6), layer
         assert result["layers"][layer]["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
     want = cross_validate(np.concatenate(blocks, axis=1), same, folds)
+    assert result["combined"]["auc"] == pytest.approx(want["auc"], abs=1e-6)
+    assert result["combined"]["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+    # the headline: pool5+std, as tc3d features writes it
+    assert main([*args[:-2], "--layer", "pool5+std", "--out", str(feats), "--json"]) == 0
+    capsys.readouterr()
+    f = np.load(feats)["pool5+std"]
+    v = np.stack([pair_vector(f[row[a]], f[row[b]]) for a, b, _ in pairs_read])
+    want = cross_validate(v, same, folds)
     assert result["auc"] == pytest.approx(want["auc"], abs=1e-6)
-    assert result["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+    assert result["layers"]["pool5+std"]["auc"] == result["auc"]
+
+
+def test_pool5_std_is_the_clips_mean_and_spread(videos, model, tmp_path):
+    """pool5+std = [pool5's mean over the clips, their standard deviation], L2-normalised:
+    read here clip by clip from the model itself. A one-clip video has no spread."""
+    import tc3d
+    from tc3d.apps.similarity import clip_features, extract_features
+    from tc3d.data.clips import load_clips
+
+    m = tc3d.load_model(model)
+    long = tmp_path / "long.mp4"
+    rng = np.random.default_rng(3)
+    write_video(long, list(rng.integers(0, 255, (60, 40, 40, 3), dtype=np.uint8)))
+    spec = replace(m.loaded.clip, protocol="allclips", crops=1)
+    engine = m.engine()
+    short = tmp_path / "short.mp4"
+    write_video(short, list(rng.integers(0, 255, (4, 40, 40, 3), dtype=np.uint8)))
+    paths = [long, short]
+    got = extract_features(m.loaded, paths, m.device, ("pool5", "pool5+std"), engine=engine)
+    for i, path in enumerate(paths):
+        clips, _ = load_clips(path, None, spec, None)
+        pool5 = clip_features(engine, clips[0])["pool5"]
+        want = np.concatenate([pool5.mean(0), pool5.std(0)])
+        np.testing.assert_allclose(got.layers["pool5+std"][i], want / np.linalg.norm(want),
+                                   atol=1e-5)  # fmt: skip
+        assert (len(pool5) > 1) == (i == 0)  # 60 frames: several clips; 4: one
+    mean_only = got.layers["pool5+std"][1]
+    assert np.allclose(mean_only[128:], 0) and np.allclose(mean_only[:128], got.layers["pool5"][1])
 
 
 def test_read_pairs(tmp_path):

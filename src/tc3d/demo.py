@@ -35,7 +35,7 @@ class DemoConfig:
     out: str = "demo_run"
     classes: int | None = None  # None: the whole catalogue (16 classes)
     per_class: int = 16
-    iters: int = 300
+    iters: int = 250  # the three trainings, with the install, within ten minutes on 2 cores
     iters_s1: int | None = None  # None: as many as S=3
     seed: int = 0
     workers: int = 2

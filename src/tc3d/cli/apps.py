@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tc3d.apps.similarity import (
+    DESCRIPTORS,
     LAYERS,
     feature_videos,
     run_similarity,
@@ -159,7 +160,8 @@ def cmd_similarity(args) -> dict:
         )  # fmt: skip
     c = console()
     c.print(f"{result['pairs']} pairs, {result['folds']} folds (linear SVM):")
-    for name, r in {**result["layers"], "combined": result}.items():
+    rows = {**result["layers"], "combined": result["combined"]}
+    for name, r in rows.items():
         c.print(f"  {name:9s} AUC {r['auc']:.2f} ± {r['auc_std']:.2f}   accuracy "
                 f"{r['accuracy']:.2f} ± {r['accuracy_std']:.2f}")  # fmt: skip
     if result["roc"]:
@@ -253,7 +255,8 @@ def add_features(sub) -> None:
     p.add_argument(
         "--layer",
         default="pool5",
-        help=f"{', '.join(LAYERS)}, a comma list, or 'all' (default pool5)",
+        help=f"{', '.join(DESCRIPTORS)} (pool5's mean and standard deviation over the "
+        "clips), a comma list, or 'all' (the first three; default pool5)",
     )
     p.add_argument("--out", required=True, metavar="F.npz", help="output file")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
@@ -265,10 +268,12 @@ def add_similarity(sub) -> None:
         "similarity",
         parents=[common()],
         help="ASLAN-style same/different action (linear SVM, k-fold)",
-        description="Features (res5b, pool5, prob) of every video in the pairs file, six "
-        "distances per layer and pair, a linear SVM under k-fold cross-validation: AUC and "
-        "accuracy (0-100, mean over folds) per layer and for the layers combined. Pairs "
-        "lines: 'video_a video_b same(0|1) [fold]', paths relative to --videos.",
+        description="Features (res5b, pool5, prob averaged over a video's clips, and pool5+std: "
+        "pool5's mean and standard deviation over the clips) of every video in the pairs file, "
+        "six distances per descriptor and pair, a linear SVM under k-fold cross-validation: AUC "
+        "and accuracy (0-100, mean over folds) per descriptor and for the paper's three layers "
+        "combined; the headline auc and accuracy are pool5+std's. Pairs lines: 'video_a "
+        "video_b same(0|1) [fold]', paths relative to --videos.",
     )
     model_flags(p)
     p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")

@@ -23,7 +23,7 @@ def add_demo(sub) -> None:
     p.add_argument("--out", default="demo_run", help="working folder")
     p.add_argument("--classes", type=int, default=None, help="classes (default: all 16)")
     p.add_argument("--per-class", type=int, default=16, help="videos per class")
-    p.add_argument("--iters", type=int, default=300, help="training iterations per model")
+    p.add_argument("--iters", type=int, default=250, help="training iterations per model")
     p.add_argument("--iters-s1", type=int, default=None, help="for S=1 (default: --iters)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
