@@ -164,6 +164,8 @@ def cmd_similarity(args) -> dict:
     for name, r in rows.items():
         c.print(f"  {name:9s} AUC {r['auc']:.2f} ± {r['auc_std']:.2f}   accuracy "
                 f"{r['accuracy']:.2f} ± {r['accuracy_std']:.2f}")  # fmt: skip
+    c.print(f"headline (auc, accuracy in --json): {result['descriptor']}; combined: the "
+            "paper's res5b, pool5 and prob side by side")  # fmt: skip
     if result["roc"]:
         c.print(f"ROC plot: {result['roc']}")
     print_skipped(c, result["failed"], "failed")
