@@ -362,14 +362,10 @@ def features_on_ray(
     """``tc3d features --ray``: the :class:`~tc3d.apps.similarity.Features` that
     :func:`~tc3d.apps.similarity.extract_features` gives for ``paths`` (same rows, same
     order), computed on the cluster; and ``{address, nodes, workers}``."""
-    from tc3d.apps.similarity import DESCRIPTORS, Features, SimilarityError
+    from tc3d.apps.similarity import Features, check_layers
 
     import_ray()
-    for layer in layers:  # before the cluster is asked for anything
-        if layer not in DESCRIPTORS:
-            raise SimilarityError(
-                f"unknown layer {layer!r}; expected one of {', '.join(DESCRIPTORS)}"
-            )
+    check_layers(layers)  # before the cluster is asked for anything
     given = [str(p) for p in paths]  # as a local run reports them
     paths = [str(Path(p).resolve()) for p in paths]  # as the workers read them
     calibration = paths[:CALIBRATION] if options.get("precision") == "int8" else []

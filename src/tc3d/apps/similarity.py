@@ -69,6 +69,15 @@ def video_vector(descriptor: str, clips: dict[str, np.ndarray]) -> np.ndarray:
     return clips[descriptor].mean(0)
 
 
+def check_layers(layers: Sequence[str]) -> None:
+    """A one-line error for an unknown layer, before any video is read."""
+    for layer in layers:
+        if layer not in DESCRIPTORS:
+            raise SimilarityError(
+                f"unknown layer {layer!r}; expected one of {', '.join(DESCRIPTORS)}"
+            )
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -95,11 +104,7 @@ def extract_features(
     over the clips (:func:`video_vector`), then L2-normalised. Unreadable videos are listed in
     ``failed``. The model runs in ``engine`` (made at ``precision`` when None; int8
     calibrates on the model's training videos, else on the first videos given)."""
-    for layer in layers:
-        if layer not in DESCRIPTORS:
-            raise SimilarityError(
-                f"unknown layer {layer!r}; expected one of {', '.join(DESCRIPTORS)}"
-            )
+    check_layers(layers)
     names = list(names) if names is not None else [str(p) for p in paths]
     spec = replace(loaded.clip, protocol="allclips", crops=1)
     items = [VideoItem(Path(p), 0) for p in paths]
