@@ -21,14 +21,14 @@ from dataclasses import replace
 import numpy as np
 
 from tc3d.apps.cam import clip_cams
-from tc3d.checkpoint import load_model
-from tc3d.data.clips import clips_from_frames
-from tc3d.data.formats import load_dataset
-from tc3d.data.sampling import eval_indices
-from tc3d.data.transforms import centre_crop_box
-from tc3d.data.video import probe, read_frames
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device
 from tc3d.infer.engine import make_engine
+from tc3d.modelfile.checkpoint import load_model_file
+from tc3d.video.clips import clips_from_frames
+from tc3d.video.decode import probe, read_frames
+from tc3d.video.sampling import eval_indices
+from tc3d.video.transforms import centre_crop_box
 
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=0.45, help="sprite saturation threshold")
     args = ap.parse_args()
-    loaded, device = load_model(args.model), resolve_device("cpu")
+    loaded, device = load_model_file(args.model), resolve_device("cpu")
     spec = replace(loaded.clip, protocol="sclips", crops=1)
     engine = make_engine(loaded, device)
     split = load_dataset(args.data)

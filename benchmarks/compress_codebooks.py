@@ -18,12 +18,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from tc3d.checkpoint import load_checkpoint, load_model
 from tc3d.compress import prune, share
 from tc3d.compress.pipeline import write_compressed
-from tc3d.data.formats import load_dataset
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device
-from tc3d.evaluate import evaluate
+from tc3d.infer.evaluate import evaluate
+from tc3d.modelfile.checkpoint import load_checkpoint, load_model_file
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--work", help="work folder of a finished `tc3d compress --data` run")
     p.add_argument("--data", help="data set to test each file on (with --work)")
     args = p.parse_args()
-    loaded = load_model(args.checkpoint)
+    loaded = load_model_file(args.checkpoint)
     model = loaded.model
     if args.work:
         saved = load_checkpoint(Path(args.work) / "prune.pt")
@@ -52,7 +52,7 @@ def main() -> None:
             row = {"conv_k": k, "file_bytes": written["file_bytes"]}
             row["file_mib"] = row["file_bytes"] / 2**20
             if split is not None:
-                quantized = load_model(out)
+                quantized = load_model_file(out)
                 prepare_model(quantized.model, device)
                 row["top1"] = evaluate(quantized, split.test, device)["top1"]
             print(json.dumps(row), flush=True)

@@ -15,7 +15,8 @@ import argparse
 import json
 import math
 
-from tc3d.compress import encode, huffman
+from tc3d.modelfile import huffman
+from tc3d.modelfile import tc3dfile as encode
 
 
 def main() -> None:

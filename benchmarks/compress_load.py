@@ -3,7 +3,7 @@
 For a ``.tc3d`` file and the ``.pt`` checkpoint it came from, in one run and interleaved so
 machine noise hits both alike:
 
-* ``load_model`` wall time (verify the SHA-256, Huffman-decode every layer, rebuild the dense
+* ``load_model_file`` wall time (verify the SHA-256, Huffman-decode every layer, rebuild the dense
   model), median of ``--repeats`` loads after one warm-up; each load is also timed in a fresh
   process (``--fresh``) to include first-call costs;
 * one forward pass over a batch of clips with each loaded model (the decoded model is an
@@ -23,27 +23,27 @@ import time
 
 import torch
 
-from tc3d.checkpoint import load_model
 from tc3d.device import prepare_model
+from tc3d.modelfile.checkpoint import load_model_file
 
 
 def timed_load(path: str) -> float:
     start = time.perf_counter()
-    load_model(path)
+    load_model_file(path)
     return time.perf_counter() - start
 
 
 def fresh_load(path: str) -> float:
     code = (
-        "import time, tc3d.checkpoint as c; t = time.perf_counter(); "
-        f"c.load_model({path!r}); print(time.perf_counter() - t)"
+        "import time, tc3d.modelfile.checkpoint as c; t = time.perf_counter(); "
+        f"c.load_model_file({path!r}); print(time.perf_counter() - t)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip())
 
 
 def forward_seconds(path: str, clips: torch.Tensor, repeats: int) -> float:
-    loaded = load_model(path)
+    loaded = load_model_file(path)
     model = prepare_model(loaded.model, torch.device("cpu"))
     times = []
     with torch.no_grad():
@@ -72,7 +72,7 @@ def main() -> None:
     for _ in range(args.fresh):
         fresh["tc3d"].append(fresh_load(args.tc3d))
         fresh["pt"].append(fresh_load(args.checkpoint))
-    crop = load_model(args.checkpoint).clip.crop
+    crop = load_model_file(args.checkpoint).clip.crop
     clips = torch.randn(3, 3, 8, crop, crop).contiguous(memory_format=torch.channels_last_3d)
     fwd = {k: forward_seconds(path, clips, args.repeats)
            for k, path in (("tc3d", args.tc3d), ("pt", args.checkpoint))}  # fmt: skip

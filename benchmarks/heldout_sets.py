@@ -1,7 +1,7 @@
 """Three small held-out video sets sharing nothing with tc3d's own generators.
 
 Drawn from scratch with numpy + Pillow, encoded with PyAV (320x240, 25 fps, H.264 MP4); nothing
-comes from tc3d or ``tc3d.data.synth*``. The pretraining stream moves filled shapes, textures and
+comes from tc3d or ``tc3d.synthetic``. The pretraining stream moves filled shapes, textures and
 photo crops along linear, accelerating, ballistic, circular, oscillating and random-walk paths
 (scaling, rotating, squashing, appearing, splitting, recolouring) under a moving camera, so a
 score here measures transfer, not recall of that generator. Here instead: a static camera over
@@ -19,7 +19,7 @@ within-action pairs and its different pairs 30 of its 36 cross pairs. Video j of
 video j of the other share an actor (style, colour, proportions, backdrop), and kept different
 pairs favour a shared style: appearance cannot answer.
 
-surveillance (UCF-Crime layout, as tc3d.data.formats reads it): three fixed CCTV sites where
+surveillance (UCF-Crime layout, as tc3d.datasets.formats reads it): three fixed CCTV sites where
 stick pedestrians cross, pause and stop to talk; an anomalous video holds one 30-70-frame event,
 Fighting, Falling or Running. As in UCF-Crime, ``Temporal_Anomaly_Annotation.txt`` covers the
 test videos only (1-based inclusive frame intervals).
@@ -164,7 +164,7 @@ def render(d: ImageDraw.ImageDraw, look: dict, lines: list, hc: np.ndarray, hr: 
                 [tuple(p) for p in ch], fill=col, width=thin if st == "glyph" else w, joint="curve"
             )
             continue
-        for p, q in zip(ch, ch[1:]):
+        for p, q in zip(ch, ch[1:], strict=True):
             v, n = q - p, np.hypot(*(q - p)) + 1e-9
             if st == "dashed":
                 for a in np.arange(0, 1, 2.6 * w / n):
@@ -282,7 +282,7 @@ def plaza(seed: int) -> Image.Image:
         d.line([proj(X, ZFAR), proj(X, 0.6)], fill=ink, width=SS)
     for Z in np.arange(0.6, ZFAR, step):
         d.line([proj(-9, Z), proj(9, Z)], fill=ink, width=SS)
-    for X, Z in zip(rng.choice([-0.7, 0.7], 2), rng.uniform(1.4, 3, 2)):
+    for X, Z in zip(rng.choice([-0.7, 0.7], 2), rng.uniform(1.4, 3, 2), strict=True):
         (x, y0), k = proj(X * Z, Z), SS * 75 / Z
         d.line([(x, y0), (x, y0 - 2 * k), (x + 0.2 * k, y0 - 2 * k)], fill=(40,) * 3, width=SS * 2)
     return img
@@ -304,7 +304,9 @@ def figure_frames(spec: dict) -> Iterator[Image.Image]:
         t = f / FPS * spec["speed"]
         name = next(a for a, f0, f1 in prog if f0 <= f < f1)
         tg = targets(name, t)
-        for (a, _, b), (nxt, _, _) in zip(prog, prog[1:]):  # cross-fade 8 frames at phase borders
+        for (a, _, b), (nxt, _, _) in zip(
+            prog, prog[1:], strict=True
+        ):  # cross-fade 8 frames at phase borders
             if abs(f + 0.5 - b) < 4:
                 wt = (f + 0.5 - b + 4) / 8
                 tg = (1 - wt) * targets(a, t) + wt * targets(nxt, t)
@@ -444,7 +446,7 @@ def plan_longterm(root: Path, seed: int) -> Plan:
     classes = [(a, b) for a in PHASES for b in PHASES if a != b]
     names = [f"{PHASES[a]}Then{PHASES[b]}" for a, b in classes]
     jobs, train, test = [], [], []
-    for ci, ((a, b), cls) in enumerate(zip(classes, names)):
+    for ci, ((a, b), cls) in enumerate(zip(classes, names, strict=True)):
         for g in range(1, 9):
             look = make_look(rng)  # a group shares its actor, as UCF101's groups do
             for c in range(1, 6):
@@ -468,7 +470,7 @@ def _route(f: float, pts: list, v: float, stop: tuple | None = None) -> list:
     """Walking segments (first, end frame, kind, from, to, facing) through pts at v ground
     units/s from frame f; ``stop`` = (i, kind, frames) stands still at pts[i] on the way."""
     segs, face = [], 1
-    for i, (p, q) in enumerate(zip(pts, pts[1:])):
+    for i, (p, q) in enumerate(zip(pts, pts[1:], strict=True)):
         if stop and stop[0] == i:
             segs.append((f, f + stop[2], stop[1], p, p, face))
             f += stop[2]
@@ -502,7 +504,7 @@ def walkers(n: int, T: int, rng: np.random.Generator) -> list[dict]:
         if rng.random() < 0.4:
             pts.insert(1, (rng.uniform(-0.5, 0.5) * Z1, Z1))
             stop = (1, "stand", rng.integers(15, 50))
-        total = sum(math.dist(p, q) for p, q in zip(pts, pts[1:])) / v * FPS
+        total = sum(math.dist(p, q) for p, q in zip(pts, pts[1:], strict=True)) / v * FPS
         out.append(_agent(rng, _route(rng.uniform(-0.8 * total, T - 50), pts, v, stop)))
     return out
 

@@ -14,11 +14,11 @@ import argparse
 
 import torch
 
-from tc3d.checkpoint import save_model
-from tc3d.data.clips import ClipSpec
-from tc3d.data.sampling import SamplingConfig
+from tc3d.modelfile.checkpoint import save_model
 from tc3d.models.complexity import count_parameters
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 
 def main() -> None:

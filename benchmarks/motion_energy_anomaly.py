@@ -34,9 +34,13 @@ import cv2
 import numpy as np
 
 from tc3d.apps.anomaly import auc, frame_labels
-from tc3d.data.annotations import anomaly_binary, find_annotation_file, read_temporal_annotations
-from tc3d.data.formats import is_normal_folder, load_dataset
-from tc3d.data.video import VideoReadError, probe
+from tc3d.datasets.annotations import (
+    anomaly_binary,
+    find_annotation_file,
+    read_temporal_annotations,
+)
+from tc3d.datasets.formats import is_normal_folder, load_dataset
+from tc3d.video.decode import VideoReadError, probe
 
 SIZE = (160, 120)  # (width, height)
 VARIANTS = ("energy", "flow")

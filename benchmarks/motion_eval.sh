@@ -5,7 +5,7 @@
 #
 # HELDOUT holds the three held-out sets of benchmarks/heldout_sets.py (made here if missing):
 # unseen-action pairs, a surveillance set, a 6-class long-term set. None of them shares code,
-# shapes, looks or motion families with the pretraining stream (src/tc3d/data/procedural.py).
+# shapes, looks or motion families with the pretraining stream (src/tc3d/synthetic/procedural.py).
 # Every tc3d command below runs with default flags except --iters (and --segments 1 / --init
 # scratch for the comparisons; SCRATCH=1 adds the long-term run from scratch); each prints its
 # JSON line into OUT/results.jsonl.

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from tc3d.checkpoint import load_model
-from tc3d.data.formats import load_dataset
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device
-from tc3d.evaluate import accuracy_metrics
 from tc3d.infer.engine import make_engine
+from tc3d.infer.evaluate import accuracy_metrics
+from tc3d.modelfile.checkpoint import load_model_file
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     counts = [i.num_frames for i in split.test]
     rows, top1s = {}, {}
     for precision in ("fp32", "bf16", "int8"):
-        loaded = load_model(args.model)
+        loaded = load_model_file(args.model)
         engine = make_engine(loaded, resolve_device("cpu"), precision)
         start = time.perf_counter()
         probs = {

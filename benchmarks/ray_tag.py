@@ -73,8 +73,8 @@ def cost_split(model: str, videos: str) -> dict:
     import torch
 
     import tc3d
-    from tc3d.data.clips import load_clips
-    from tc3d.data.files import list_videos
+    from tc3d.datasets.files import list_videos
+    from tc3d.video.clips import load_clips
 
     torch.set_num_threads(1)
     m = tc3d.load_model(model)
@@ -119,7 +119,7 @@ def main() -> None:
     from netns import Namespace
     from raycluster import RayCluster
 
-    from tc3d.data.synth import make_synthetic_dataset
+    from tc3d.synthetic.synth import make_synthetic_dataset
 
     work = Path(tempfile.mkdtemp(prefix="tc3d-raybench-"))
     stack: list = []

@@ -22,10 +22,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tc3d.data.sampling import SamplingConfig, eval_indices, train_indices
-from tc3d.data.synth import VideoSpec, render_video
-from tc3d.data.synth import write_video as write_synthetic_video
-from tc3d.data.video import read_all_frames, read_frames
+from tc3d.synthetic.synth import VideoSpec, render_video
+from tc3d.synthetic.synth import write_video as write_synthetic_video
+from tc3d.video.decode import read_all_frames, read_frames
+from tc3d.video.sampling import SamplingConfig, eval_indices, train_indices
 
 
 def transcode_h264(src: Path, dst: Path) -> None:

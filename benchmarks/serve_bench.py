@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--requests", type=int, default=5, help="per client")
     args = p.parse_args()
-    from tc3d.data.synth import VideoSpec, write_video
+    from tc3d.synthetic.synth import VideoSpec, write_video
 
     before = machine()
     with tempfile.TemporaryDirectory(prefix="tc3d-serve-bench-") as tmp:

@@ -15,9 +15,9 @@ mkdir -p "$WORK"
 import sys
 from pathlib import Path
 import torch
-from tc3d.checkpoint import save_model
-from tc3d.data.clips import ClipSpec
-from tc3d.data.sampling import SamplingConfig
+from tc3d.modelfile.checkpoint import save_model
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 from tc3d.infer.bench import synthetic_videos
 from tc3d.models.tc3d import TC3D, ModelConfig
 

@@ -147,10 +147,10 @@ def random_checkpoint(
     """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps)."""
     import torch
 
-    from tc3d.checkpoint import save_model
-    from tc3d.data.clips import ClipSpec
-    from tc3d.data.sampling import SamplingConfig
+    from tc3d.modelfile.checkpoint import save_model
     from tc3d.models.tc3d import TC3D, ModelConfig
+    from tc3d.video.clips import ClipSpec
+    from tc3d.video.sampling import SamplingConfig
 
     torch.manual_seed(seed)
     model = TC3D(ModelConfig(num_classes=len(classes), width=0.25, segments=segments, dropout=0))

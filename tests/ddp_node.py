@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-import tc3d.train
+import tc3d.training.train
 from tc3d.cli import main
 
 
@@ -38,7 +38,7 @@ def _file_name(f) -> str | None:
 
 def run(argv: list[str]) -> int:
     seen: dict = {"files": []}
-    build, save = tc3d.train.build_model, torch.save
+    build, save = tc3d.training.train.build_model, torch.save
 
     def build_model(*args, **kwargs):
         seen["model"] = build(*args, **kwargs)
@@ -51,7 +51,7 @@ def run(argv: list[str]) -> int:
             seen["files"].append(Path(name).name)
         return save(obj, f, *args, **kwargs)
 
-    tc3d.train.build_model, torch.save = build_model, recorded_save
+    tc3d.training.train.build_model, torch.save = build_model, recorded_save
     code = main(argv)
     out = Path(argv[argv.index("--out") + 1])
     record = {

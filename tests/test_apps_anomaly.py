@@ -11,12 +11,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tc3d.apps.anomaly import clip_starts, frame_labels, frame_scores, spread_clip_scores
-from tc3d.checkpoint import load_model
 from tc3d.cli import main
-from tc3d.data.synth_surveillance import EVENTS, make_surveillance_dataset
-from tc3d.data.video import probe
 from tc3d.device import resolve_device
 from tc3d.infer.engine import Engine
+from tc3d.modelfile.checkpoint import load_model_file
+from tc3d.synthetic.surveillance import EVENTS, make_surveillance_dataset
+from tc3d.video.decode import probe
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, cap
     assert result["videos"] == 6 and not result["skipped"]
 
     # The same number, computed here from the annotation file and per-frame scores.
-    loaded, device = load_model(model), resolve_device("cpu")
+    loaded, device = load_model_file(model), resolve_device("cpu")
     engine = Engine(loaded.model, device)
     intervals = {}
     for line in (surveillance / "Temporal_Anomaly_Annotation.txt").read_text().splitlines():

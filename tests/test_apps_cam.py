@@ -12,7 +12,7 @@ from conftest import random_checkpoint, write_video
 from PIL import Image
 
 from tc3d.cli import main
-from tc3d.data.transforms import centre_crop_box
+from tc3d.video.transforms import centre_crop_box
 
 
 def _run(capsys, *args: str) -> dict:
@@ -81,7 +81,7 @@ def test_heat_is_blended_where_the_motion_is(tmp_path, capsys):
         assert len(pngs) == len(indices) == len(result["heat_centre"]) >= 8
         hot = (slice(20, 48), slice(0, 48)) if corner == "top_left" else (slice(48, 96),) * 2
         cold = (slice(48, 96),) * 2 if corner == "top_left" else (slice(20, 48), slice(0, 48))
-        for png, i, heat_centre in zip(pngs, indices, result["heat_centre"]):
+        for png, i, heat_centre in zip(pngs, indices, result["heat_centre"], strict=True):
             crop = decoded[i][box.y : box.y + box.h, box.x : box.x + box.w]
             plain = np.asarray(Image.fromarray(crop).resize((96, 96), Image.BILINEAR)).astype(int)
             change = np.abs(np.asarray(Image.open(png)).astype(int) - plain).sum(-1)

@@ -17,8 +17,8 @@ from tc3d.apps.similarity import (
     read_pairs,
 )
 from tc3d.cli import main
-from tc3d.data.synth import CLASS_TIERS
-from tc3d.data.synth_pairs import ACTIONS, make_pairs_dataset
+from tc3d.synthetic.pairs import ACTIONS, make_pairs_dataset
+from tc3d.synthetic.synth import CLASS_TIERS
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_pool5_std_is_the_clips_mean_and_spread(videos, model, tmp_path):
     read here clip by clip from the model itself. A one-clip video has no spread."""
     import tc3d
     from tc3d.apps.similarity import clip_features, extract_features
-    from tc3d.data.clips import load_clips
+    from tc3d.video.clips import load_clips
 
     m = tc3d.load_model(model)
     long = tmp_path / "long.mp4"

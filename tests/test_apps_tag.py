@@ -62,7 +62,7 @@ def test_tag_resumes_and_lists_failures(folder, tmp_path, suffix, tag):
     assert tagged["video"] == "sub0/v00.mp4"
     predicted = _predict(model, [videos / "sub0" / "v00.mp4"], top=2)[0]
     assert [label for label, _ in tagged["labels"]] == [x["label"] for x in predicted]
-    for (_, prob), x in zip(tagged["labels"], predicted):
+    for (_, prob), x in zip(tagged["labels"], predicted, strict=True):
         assert prob == pytest.approx(x["prob"], abs=1e-6)
 
     second = tag(videos, model, out)  # no work: everything tagged or known to fail
@@ -102,7 +102,7 @@ def test_tag_runs_int8_through_the_engine(folder, tmp_path, tag):
     # int8 moves each class probability a little from fp32's, never to another model's output
     names = [rec["video"] for rec in recs]
     fp32 = _predict(model, [videos / name for name in names], top=3)
-    for rec, reference in zip(recs, fp32):
+    for rec, reference in zip(recs, fp32, strict=True):
         want = {x["label"]: x["prob"] for x in reference}
         probs = [x["prob"] for x in rec["labels"]]
         assert len(probs) == 2 and probs[0] >= probs[1]

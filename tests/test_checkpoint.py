@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tc3d.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
-from tc3d.data.clips import ClipSpec
-from tc3d.data.sampling import SamplingConfig
 from tc3d.io import atomic_save
+from tc3d.modelfile.checkpoint import CheckpointError, load_checkpoint, load_model_file, save_model
 from tc3d.models.res3d import res3d18
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.pretrained import init_backbones
+from tc3d.training.init_weights import init_backbones
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 
 def test_atomic_save_leaves_only_the_target(tmp_path):
@@ -77,7 +77,7 @@ def test_save_model_writes_the_schema_and_load_model_rebuilds_it(tmp_path):
     save_model(tmp_path / "m.pt", model, ["a", "b", "c"], spec, iteration=7)
     ckpt = load_checkpoint(tmp_path / "m.pt")
     assert set(ckpt) == {"model", "model_config", "clip", "classes", "iteration"}
-    loaded = load_model(tmp_path / "m.pt")
+    loaded = load_model_file(tmp_path / "m.pt")
     assert loaded.classes == ["a", "b", "c"] and loaded.clip == spec
     assert loaded.model.cfg == model.cfg and not loaded.model.training
     for k, v in model.state_dict().items():
@@ -90,7 +90,7 @@ def test_loading_skips_random_init_only_in_its_own_thread(tmp_path):
     """Another thread building a model meanwhile still gets its random initialisation."""
     import threading
 
-    from tc3d.checkpoint import _WithoutRandomInit
+    from tc3d.modelfile.checkpoint import _WithoutRandomInit
 
     torch.manual_seed(1)
     expected = res3d18(num_classes=3, width=0.25).stem[0].weight

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import tc3d
-from tc3d.checkpoint import load_model
 from tc3d.cli import main
+from tc3d.modelfile.checkpoint import load_model_file
 
 
 def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
@@ -64,7 +64,9 @@ def test_test_json(trained):
     predicted = last_json(run("predict", *videos, "--model", str(checkpoint), "--top", "1",
                               "--json"))["results"]  # fmt: skip
     assert [r["video"] for r in predicted] == videos
-    correct = np.array([r["labels"][0]["label"] == y for r, y in zip(predicted, labels)])
+    correct = np.array(
+        [r["labels"][0]["label"] == y for r, y in zip(predicted, labels, strict=True)]
+    )
     per_class = [correct[np.array(labels) == c].mean() for c in ("RedThing", "GreenThing")]
     for protocol, crops in [("sclips", "1"), ("allclips", "10")]:
         result = last_json(run("test", "--model", str(checkpoint), "--data", str(data),
@@ -190,7 +192,7 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     }
     assert (result["top1"], result["top1_s1"]) == (tested["s3"], tested["s1"])
     assert result["compressed_top1"] == tested["tc3d"]
-    params = sum(p.numel() for p in load_model(out / "s3" / "best.pt").model.parameters())
+    params = sum(p.numel() for p in load_model_file(out / "s3" / "best.pt").model.parameters())
     assert result["size_bytes"] == 4 * params  # fp32
     # fps is int8's when int8 is within 0.5 point of fp32's top-1, else fp32's
     int8_ok = abs(result["top1_int8"] - result["top1"]) <= 0.5

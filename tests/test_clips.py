@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from conftest import frame_index, indexed_video
 
-from tc3d.data.clips import ClipSpec, clips_from_frames, load_clips, read_clips
-from tc3d.data.sampling import SamplingConfig, eval_indices, sliding_indices, train_indices
-from tc3d.data.transforms import MEAN, STD
-from tc3d.data.video import frame_rgb, read_frames
+from tc3d.video.clips import ClipSpec, clips_from_frames, load_clips, read_clips
+from tc3d.video.decode import frame_rgb, read_frames
+from tc3d.video.sampling import SamplingConfig, eval_indices, sliding_indices, train_indices
+from tc3d.video.transforms import MEAN, STD
 
 SPEC = ClipSpec(SamplingConfig(segments=3, frames=4, offset=2), crop=32)
 
@@ -36,7 +36,7 @@ def test_clips_hold_the_frames_asked_for(tmp_path):
     assert indices.tolist() == [[0, 2, 4, 6], [10, 12, 14, 16], [27, 29, 29, 29]]
     clips = read_clips(video, indices, SPEC)[0]  # (n, 3, k, h, w), centre crop
     mean, std = torch.tensor(MEAN), torch.tensor(STD)
-    for clip, want in zip(clips, indices):
+    for clip, want in zip(clips, indices, strict=True):
         pixels = clip.permute(1, 2, 3, 0) * std + mean  # (k, h, w, 3) back in [0, 1]
         got = [frame_index((p.numpy() * 255).round().astype(np.uint8)) for p in pixels]
         assert got == want.tolist()

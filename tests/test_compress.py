@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from tc3d.checkpoint import CheckpointError, load_model, save_model
-from tc3d.compress import encode, huffman, prune, share
+from tc3d.compress import prune, share
 from tc3d.compress.pipeline import STAGES, write_compressed
-from tc3d.data.clips import ClipSpec
-from tc3d.data.sampling import SamplingConfig
+from tc3d.modelfile import huffman
+from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.checkpoint import CheckpointError, load_model_file, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +70,8 @@ def test_code_lengths_are_capped_and_prefix_free():
 def test_decode_many_streams_in_lock_step():
     rng = np.random.default_rng(3)
     streams = [rng.integers(0, a, n) for a, n in [(256, 5000), (32, 1), (4, 3000), (256, 0)]]
-    encoded = [huffman.encode(s, a) for s, a in zip(streams, (256, 32, 4, 256))]
-    for got, want in zip(huffman.decode_many(encoded), streams):
+    encoded = [huffman.encode(s, a) for s, a in zip(streams, (256, 32, 4, 256), strict=True)]
+    for got, want in zip(huffman.decode_many(encoded), streams, strict=True):
         assert np.array_equal(got, want)
 
 
@@ -214,7 +216,7 @@ def tc3d_file(tmp_path_factory):
     model = _tiny_model()
     spec = ClipSpec(SamplingConfig(2, 4, "consecutive", 2), crop=16)
     save_model(root / "m.pt", model, ["a", "b", "c"], spec)
-    loaded = load_model(root / "m.pt")
+    loaded = load_model_file(root / "m.pt")
     masks = prune.make_masks(loaded.model, prune.PRUNE_TARGETS)
     prune.apply_masks(loaded.model, masks)
     shared = share.SharedWeights(loaded.model, share.share_model(loaded.model, masks))
@@ -225,7 +227,7 @@ def tc3d_file(tmp_path_factory):
 def test_tc3d_round_trip_is_bit_identical(tc3d_file):
     path, quantised, written = tc3d_file
     assert written["file_bytes"] == path.stat().st_size
-    restored = load_model(path)
+    restored = load_model_file(path)
     want = quantised.state_dict()
     got = restored.model.state_dict()
     assert want.keys() == got.keys()
@@ -248,15 +250,15 @@ def test_every_damaged_file_is_rejected(tc3d_file, tmp_path):
         mutated[pos] ^= 1 << int(rng.integers(0, 8))
         bad.write_bytes(bytes(mutated))
         with pytest.raises(CheckpointError) as info:
-            load_model(bad)
+            load_model_file(bad)
         assert "\n" not in str(info.value)
     for cut in [0, 5, 8, 20, len(data) // 2, len(data) - 33, len(data) - 1]:
         bad.write_bytes(data[:cut])
         with pytest.raises(CheckpointError, match="truncated|not a|checksum"):
-            load_model(bad)
+            load_model_file(bad)
     bad.write_bytes(data + b"\0")  # extra bytes move the checksum: rejected too
     with pytest.raises(CheckpointError, match="checksum"):
-        load_model(bad)
+        load_model_file(bad)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +269,7 @@ def test_files_of_another_kind_are_rejected(tmp_path, content):
     path = tmp_path / "x.tc3d"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as info:
-        load_model(path)
+        load_model_file(path)
     assert "\n" not in str(info.value)
     with pytest.raises(encode.Tc3dError, match="not a .tc3d"):
         encode.read_tc3d(path)
@@ -360,7 +362,7 @@ def test_test_and_predict_accept_tc3d(compressed):
     )["results"]  # exit 1: one test video is broken
     correct = [
         r["labels"][0]["label"] == rel.split("/")[0]
-        for r, rel in zip(predicted, listed)
+        for r, rel in zip(predicted, listed, strict=True)
         if "labels" in r
     ]
     assert len(correct) == tested["videos"] == 3

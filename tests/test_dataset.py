@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from conftest import indexed_video
 
-from tc3d.data.clips import ClipSpec
-from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
-from tc3d.data.formats import VideoItem
-from tc3d.data.sampling import SamplingConfig
+from tc3d.datasets.dataset import EpochSampler, VideoDataset, collate_train
+from tc3d.datasets.formats import VideoItem
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 SPEC = ClipSpec(SamplingConfig(segments=3, frames=4, strategy="consecutive", offset=2), crop=32)
 
@@ -77,5 +77,5 @@ def test_items_from_a_sampler_are_reproducible_across_runs(tmp_path):
     keys = list(EpochSampler(4, 2, seed=3))
     a = [ds[k]["video"] for k in keys]
     b = [ds[k]["video"] for k in keys]
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert np.unique([k[1] for k in keys]).size == len(keys)

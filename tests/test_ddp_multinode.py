@@ -16,7 +16,7 @@ from ddp_node import digest
 from netns import Namespace
 
 import tc3d
-from tc3d.checkpoint import load_checkpoint, load_model
+from tc3d.modelfile.checkpoint import load_checkpoint, load_model_file
 
 PORT = 29531
 ITERS = 4
@@ -65,7 +65,7 @@ def test_two_nodes_train_one_model(tiny_dataset, tmp_path):
             for rank in (0, 1)
         ]
         done = [p.communicate(timeout=600) for p in nodes]
-    for p, (_, err) in zip(nodes, done):
+    for p, (_, err) in zip(nodes, done, strict=True):
         assert p.returncode == 0, err[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert sorted(r["node"] for r in ranks) == [0, 1] and {r["world"] for r in ranks} == {2}
@@ -73,6 +73,6 @@ def test_two_nodes_train_one_model(tiny_dataset, tmp_path):
     assert ranks[0]["files"] and ranks[1]["files"] == []  # one writer: rank 0
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["iteration"] == ITERS and len(ckpt["rng"]) == 2  # an RNG state per rank
-    assert digest(load_model(out / "last.pt").model) == ranks[0]["end"]
+    assert digest(load_model_file(out / "last.pt").model) == ranks[0]["end"]
     written = {p.name for p in out.iterdir()}
     assert written == {"last.pt", "best.pt", "config.json", "log.jsonl", "rank0.json", "rank1.json"}

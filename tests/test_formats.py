@@ -1,4 +1,4 @@
-"""tc3d.data.formats over small trees laid out, line for line, the way the data sets ship."""
+"""tc3d.datasets.formats over small trees laid out, line for line, the way the data sets ship."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tc3d.data.annotations import (
+from tc3d.datasets.annotations import (
     AnomalyAnnotation,
     anomaly_binary,
     find_annotation_file,
     read_temporal_annotations,
 )
-from tc3d.data.formats import FORMATS, DatasetFormatError, VideoItem, detect_format, load_dataset
+from tc3d.datasets.formats import (
+    FORMATS,
+    DatasetFormatError,
+    VideoItem,
+    detect_format,
+    load_dataset,
+)
 
 # The first 38 lines of UCF101's classInd.txt: 37 is the HandstandPushups of the case quirk.
 UCF_CLASS_NAMES = (
@@ -113,7 +119,7 @@ def test_ucf101_label_disagreeing_with_folder_trusts_folder_and_warns_once(tmp_p
         ["Archery/v_Archery_g08_c01.avi 2", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 5"],
         "\r\n",
     )
-    with caplog.at_level(logging.WARNING, logger="tc3d.data.formats"):
+    with caplog.at_level(logging.WARNING, logger="tc3d.datasets.formats"):
         data = load_dataset(root)
     assert [item.label for item in data.train] == [2, 0]
     disagree = [r for r in caplog.records if "disagree" in r.getMessage()]
@@ -280,7 +286,7 @@ def make_kinetics(tmp: Path, csv_dir: str = "annotations") -> Path:
 def test_kinetics_reads_csvs_and_finds_clips_anywhere(tmp_path: Path, csv_dir: str, caplog):
     root = make_kinetics(tmp_path, csv_dir)
     assert detect_format(root) == "kinetics"
-    with caplog.at_level(logging.WARNING, logger="tc3d.data.formats"):
+    with caplog.at_level(logging.WARNING, logger="tc3d.datasets.formats"):
         data = load_dataset(root)
     r = root.resolve()
     assert data.format == "kinetics"

@@ -100,6 +100,6 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
 
 def test_no_import_cycle_in_tc3d():
     graph = import_graph()
-    assert "tc3d.checkpoint" in graph and "tc3d.compress.encode" in graph
+    assert "tc3d.modelfile.checkpoint" in graph and "tc3d.modelfile.tc3dfile" in graph
     cycles = find_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)

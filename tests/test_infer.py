@@ -10,14 +10,14 @@ import pytest
 import torch
 from conftest import indexed_video
 
-from tc3d.checkpoint import load_model, save_model
 from tc3d.cli import main
-from tc3d.data.clips import ClipSpec, load_clips
-from tc3d.data.sampling import SamplingConfig
-from tc3d.data.video import read_all_frames
 from tc3d.device import resolve_device
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.modelfile.checkpoint import load_model_file, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.video.clips import ClipSpec, load_clips
+from tc3d.video.decode import read_all_frames
+from tc3d.video.sampling import SamplingConfig
 
 CLASSES = ["A", "B", "C", "D"]
 SPEC = ClipSpec(SamplingConfig(segments=3, frames=4, offset=2), crop=32)
@@ -52,10 +52,10 @@ def _probs(engine: Engine, videos, **kw) -> list[np.ndarray]:
 def test_engine_precisions_agree_with_fp32(tiny, precision, caplog):
     checkpoint, videos = tiny
     cpu = resolve_device("cpu")
-    reference = _probs(Engine(load_model(checkpoint).model, cpu, "fp32"), videos)
-    engine = make_engine(load_model(checkpoint), cpu, precision, fallback_videos=videos)
+    reference = _probs(Engine(load_model_file(checkpoint).model, cpu, "fp32"), videos)
+    engine = make_engine(load_model_file(checkpoint), cpu, precision, fallback_videos=videos)
     got = _probs(engine, videos)
-    for ref, p in zip(reference, got):
+    for ref, p in zip(reference, got, strict=True):
         assert p.shape == (len(CLASSES),) and np.isfinite(p).all()
         assert p.sum() == pytest.approx(1.0, abs=1e-4)
         # Reduced precision moves probabilities a little, not to another model's output.
@@ -65,18 +65,18 @@ def test_engine_precisions_agree_with_fp32(tiny, precision, caplog):
         assert (info["videos"], info["source"], info["cached"]) == (3, "given videos", False)
         assert info["file"] == str(checkpoint) and "not reachable" in caplog.text
         # stored in the checkpoint: the next int8 run needs no videos and gives equal results
-        again = make_engine(load_model(checkpoint), cpu, "int8")
+        again = make_engine(load_model_file(checkpoint), cpu, "int8")
         assert again.calibration_info["cached"] and again.calibration_info["file"] == str(
             checkpoint
         )
-        for a, b in zip(got, _probs(again, videos)):
+        for a, b in zip(got, _probs(again, videos), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
 def test_engine_fuses_through_the_model(tiny):
     """The engine has no fusion of its own: test-time and single-clip fusion are the model's."""
     checkpoint, videos = tiny
-    loaded = load_model(checkpoint)
+    loaded = load_model_file(checkpoint)
     with torch.no_grad():
         loaded.model.fusion.weight.normal_()  # weighted fusion, away from its average start
     engine = Engine(loaded.model, resolve_device("cpu"), "fp32")
@@ -95,11 +95,11 @@ def test_engine_fuses_through_the_model(tiny):
 
 def test_batching_across_videos_matches_one_at_a_time(tiny):
     checkpoint, videos = tiny
-    engine = Engine(load_model(checkpoint).model, resolve_device("cpu"), "fp32")
+    engine = Engine(load_model_file(checkpoint).model, resolve_device("cpu"), "fp32")
     alone = [_probs(engine, [v], batch_clips=3)[0] for v in videos]
     # 2 clips per pass: every video's clips are split over passes shared with its neighbours
     batched = _probs(engine, videos, batch_clips=2, workers=2)
-    for a, b in zip(alone, batched):
+    for a, b in zip(alone, batched, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -107,7 +107,7 @@ def test_bad_video_is_reported_not_fatal(tiny, tmp_path):
     checkpoint, videos = tiny
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"not a video at all")
-    engine = Engine(load_model(checkpoint).model, resolve_device("cpu"), "fp32")
+    engine = Engine(load_model_file(checkpoint).model, resolve_device("cpu"), "fp32")
     results = sorted(engine.run([videos[0], bad, videos[1]], SPEC), key=lambda r: r.index)
     assert [r.error is None for r in results] == [True, False, True]
     assert "cannot open" in results[1].error and results[1].probs is None
@@ -138,9 +138,9 @@ def test_bench_json_keys(tiny, tmp_path):
         for p in ("fp32", "bf16")
     }
     assert r["agreement"] == pytest.approx(
-        100 * np.mean([a == b for a, b in zip(top1["fp32"], top1["bf16"])])
+        100 * np.mean([a == b for a, b in zip(top1["fp32"], top1["bf16"], strict=True)])
     )
-    model = load_model(checkpoint).model
+    model = load_model_file(checkpoint).model
     assert r["params"] == count_parameters(model.backbones)  # the network, not the fusion
     assert r["gflops_per_video"] == pytest.approx(count_flops(model, 4, 32) / 1e9)  # 3 clips
 
@@ -165,7 +165,7 @@ def test_stream_json_lines_on_a_file(tiny, capsys):
     decisions, summary = lines[:-1], lines[-1]["summary"]
     # k=4 frames 2 apart: a clip spans 7 frames; one decision every 4 frames once 7 are in.
     assert [d["frame"] for d in decisions] == list(range(7, 40, 4))
-    loaded = load_model(checkpoint)
+    loaded = load_model_file(checkpoint)
     for d in decisions:
         assert {"t", "frame", "label", "prob", "latency_ms"} <= d.keys() and "source" not in d
         assert d["t"] == pytest.approx(d["frame"] / 25, abs=1e-3)
@@ -186,8 +186,8 @@ def test_stream_json_lines_on_a_file(tiny, capsys):
 def _model_probs(loaded, video: Path, clips: list[list[int]]) -> torch.Tensor:
     """Class probabilities of the model for the given clips (frame indices) of one video, read
     and cropped the way ``tc3d test`` does."""
-    from tc3d.data.transforms import centre_crop_box, crop_and_normalise
-    from tc3d.data.video import read_frames
+    from tc3d.video.decode import read_frames
+    from tc3d.video.transforms import centre_crop_box, crop_and_normalise
 
     tensors = []
     for indices in clips:
@@ -202,11 +202,11 @@ def test_stream_decisions_are_the_files_clips_fused_by_the_model(tiny):
     """A stream builds its clips from the frames it holds with the clip builder every other
     command uses, and fuses the last S clip scores with the model's own fusion: its decisions
     are what the same clips read from the file give."""
-    from tc3d.data.clips import read_clips
     from tc3d.infer.stream import StreamConfig, run_stream
+    from tc3d.video.clips import read_clips
 
     checkpoint, videos = tiny
-    loaded = load_model(checkpoint)
+    loaded = load_model_file(checkpoint)
     engine = Engine(loaded.model, resolve_device("cpu"), "fp32")
     decisions: list[dict] = []
     run_stream(engine, loaded, [str(videos[0])], StreamConfig(stride=4), emit=decisions.append)
@@ -231,7 +231,7 @@ def test_stream_several_sources_share_one_model(tiny, capsys, tmp_path):
     lines = _lines(capsys.readouterr().out)
     decisions, summary = lines[:-1], lines[-1]["summary"]
     per_source = {str(v): [d["frame"] for d in decisions if d["source"] == str(v)] for v in videos}
-    for v, n in zip(videos, (40, 31, 52)):
+    for v, n in zip(videos, (40, 31, 52), strict=True):
         assert per_source[str(v)] == list(range(7, n, 8))
     assert summary["decisions"] == len(decisions) == sum(len(f) for f in per_source.values())
     assert [s["frames"] for s in summary["sources"]] == [40, 31, 52]

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import run_cli
 
-from tc3d.checkpoint import load_checkpoint, load_model
-from tc3d.data.procedural import class_names
-from tc3d.pretrain import PretrainConfig, learning_rate, pretrain
+from tc3d.modelfile.checkpoint import load_checkpoint, load_model_file
+from tc3d.synthetic.procedural import class_names
+from tc3d.training.pretrain import PretrainConfig, learning_rate, pretrain
 
 TINY = dict(
     width=0.25, crop=32, model_crop=40, frames=4, batch_size=4, workers=0, device="cpu", val_clips=8
@@ -39,7 +39,7 @@ def test_pretrain_resumes_exactly_and_writes_a_usable_run(tmp_path):
     records = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in records if "val_top1" in r] == [3, 6]
     assert {"clips_per_s", "data_wait", "loss"} <= set(records[0])
-    loaded = load_model(tmp_path / "a" / "best.pt")
+    loaded = load_model_file(tmp_path / "a" / "best.pt")
     assert loaded.classes == class_names()
     assert loaded.model.cfg.width == 0.25 and loaded.clip.crop == 40
 

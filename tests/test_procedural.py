@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tc3d.data import procedural as P
+from tc3d.synthetic import procedural as P
 
 CFG = P.ProceduralConfig(frames=8, size=64)
 

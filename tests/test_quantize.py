@@ -11,14 +11,14 @@ import pytest
 import torch
 from conftest import indexed_video, random_checkpoint
 
-from tc3d.checkpoint import load_checkpoint, load_model
 from tc3d.cli import main
-from tc3d.compress import encode
 from tc3d.device import resolve_device
 from tc3d.infer import quantize
 from tc3d.infer.calibration import KEY, training_videos
 from tc3d.infer.engine import make_engine
 from tc3d.io import atomic_save
+from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.checkpoint import load_checkpoint, load_model_file
 from tc3d.models.res3d import res3d18
 
 CPU = resolve_device("cpu")
@@ -48,7 +48,7 @@ def _test_videos(data: Path) -> list[str]:
 
 
 def _int8_probs(model_path, videos, fallback=()) -> tuple[list[np.ndarray], dict]:
-    loaded = load_model(model_path)
+    loaded = load_model_file(model_path)
     engine = make_engine(loaded, CPU, "int8", fallback_videos=fallback)
     results = sorted(engine.run(videos, loaded.clip), key=lambda r: r.index)
     return [r.probs for r in results], engine.calibration_info
@@ -70,7 +70,7 @@ def test_fixed_ranges_rebuild_the_calibrated_model_bit_for_bit():
         direct = convert_fx(observed)
     rebuilt = quantize.quantize_backbone(backbone, qparams, torch.zeros(1, 3, 4, 32, 32))
     x = torch.randn(2, 3, 4, 32, 32)
-    for a, b in zip(direct(x), rebuilt(x)):
+    for a, b in zip(direct(x), rebuilt(x), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(quantize.CalibrationMismatch):
         quantize.quantize_backbone(backbone, qparams[:-1], torch.zeros(1, 3, 4, 32, 32))
@@ -103,7 +103,7 @@ def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
     videos = [v.replace(str(tiny_dataset), str(data_elsewhere)) for v in videos]
     there, info = _int8_probs(moved, videos, fallback=elsewhere)
     assert info["cached"] and info["file"] == str(moved) and "not reachable" not in caplog.text
-    for a, b in zip(here, there):
+    for a, b in zip(here, there, strict=True):
         np.testing.assert_array_equal(a, b)
 
     # What the stored calibration prevents: the same model calibrated on what it is given.
@@ -119,7 +119,7 @@ def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset, tmp_pa
     header = encode.read_header(out)
     assert header[KEY]["source"] == "training videos" and header[KEY]["videos"] == 8
     # made on the compressed weights (not the checkpoint's), from the training videos
-    loaded = load_model(out)
+    loaded = load_model_file(out)
     paths = training_videos(load_checkpoint(checkpoint)["train_config"])
     again = quantize.calibrate(loaded.model, loaded.clip, paths, "training videos")
     assert again.qparams == header[KEY]["qparams"]
@@ -134,7 +134,7 @@ def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset, tmp_pa
     data_elsewhere = tiny_dataset.rename(tmp_path / "gone")
     videos = [v.replace(str(tiny_dataset), str(data_elsewhere)) for v in videos]
     there, _ = _int8_probs(moved, videos)
-    for a, b in zip(here, there):
+    for a, b in zip(here, there, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -143,22 +143,22 @@ def test_tc3d_without_calibration_gets_one_at_its_first_int8_use(tmp_path, caplo
     out = tmp_path / "m.tc3d"
     assert main(["compress", "--model", str(checkpoint), "--out", str(out), "--json"]) == 0
     assert KEY not in encode.read_header(out) and "carries no int8 calibration" in caplog.text
-    weights = load_model(out).model.state_dict()
+    weights = load_model_file(out).model.state_dict()
     videos = [str(indexed_video(tmp_path / f"v{i}.avi", 30)) for i in range(2)]
     first, info = _int8_probs(out, videos, fallback=videos)
     assert info["source"] == "given videos" and info["file"] == str(out)
     contents = encode.read_tc3d(out)  # still a valid file, checksum and all
     assert contents.header[KEY]["videos"] == 2
-    for k, v in load_model(out).model.state_dict().items():
+    for k, v in load_model_file(out).model.state_dict().items():
         assert torch.equal(v, weights[k])
     second, info = _int8_probs(out, videos)
     assert info["cached"]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_shipped_model_is_never_written_and_uses_the_cache(tmp_path, cache, caplog):
-    from tc3d.weights import shipped_path
+    from tc3d.modelfile.shipped import shipped_path
 
     shipped = shipped_path("motion")
     before = shipped.read_bytes()
@@ -169,7 +169,7 @@ def test_shipped_model_is_never_written_and_uses_the_cache(tmp_path, cache, capl
     assert shipped.read_bytes() == before
     second, info = _int8_probs("motion", videos)
     assert info["cached"] and Path(info["file"]).parent == cache
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

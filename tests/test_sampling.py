@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tc3d.data.sampling import SamplingConfig, eval_indices, group_clips, train_indices
+from tc3d.models.fusion import group_clips
+from tc3d.video.sampling import SamplingConfig, eval_indices, train_indices
 
 PAPER = SamplingConfig(segments=3, frames=8, strategy="consecutive", offset=2)
 

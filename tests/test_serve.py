@@ -125,7 +125,7 @@ def test_four_concurrent_uploads_each_get_their_own_label(setup):
         t.start()
     for t in threads:
         t.join()
-    for (status, r), v, w in zip(got, videos, want):
+    for (status, r), v, w in zip(got, videos, want, strict=True):
         assert status == 200, r
         assert r["results"][0]["video"] == v.name and same_labels(r["results"][0]["labels"], w)
     assert leftover_uploads(setup["tmpdir"]) == []

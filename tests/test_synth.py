@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from tc3d.data import synth
-from tc3d.data.synth import (
+from tc3d.synthetic import synth
+from tc3d.synthetic.synth import (
     CLASS_TIERS,
     TIERS,
     VideoSpec,

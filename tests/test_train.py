@@ -17,14 +17,12 @@ import pytest
 import torch
 from conftest import add_broken_files
 
-from tc3d.checkpoint import CheckpointError, load_checkpoint, load_model
-from tc3d.data.clips import ClipSpec
-from tc3d.data.formats import load_dataset
-from tc3d.data.sampling import SamplingConfig
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device, set_rng_state
-from tc3d.evaluate import evaluate
+from tc3d.infer.evaluate import evaluate
+from tc3d.modelfile.checkpoint import CheckpointError, load_checkpoint, load_model_file
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.train import (
+from tc3d.training.train import (
     TrainConfig,
     TrainError,
     learning_rate,
@@ -32,6 +30,8 @@ from tc3d.train import (
     train,
     train_one_epoch,
 )
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 # From scratch with SGD: these tests are about the training loop, not the shipped backbone
 # (tests/test_weights.py covers --init motion).
@@ -59,7 +59,7 @@ def test_learns_an_easy_task_and_writes_the_run_folder(tiny_dataset, tmp_path):
     # below chance (ln 3 for 3 classes) by the end, and lower than where it started
     assert len(losses) == 3 and losses[-1] < min(math.log(3), losses[0])
     assert load_checkpoint(out / "last.pt")["iteration"] == 30
-    loaded = load_model(out / "best.pt")
+    loaded = load_model_file(out / "best.pt")
     split = load_dataset(tiny_dataset)
     metrics = evaluate(loaded, split.test, resolve_device("cpu"))
     assert metrics["top1"] == 100.0 and metrics["videos"] == 6
@@ -108,7 +108,9 @@ def test_train_one_epoch_counts_steps_follows_the_schedule_and_stops_on_nan(tiny
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(TrainError, match="loss became nan at iteration 8"):
         next(train_one_epoch(model, optimizer, loader, device, skipped, first=8, loss_fn=nan))
-    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))  # no update
+    assert all(
+        torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True)
+    )  # no update
     with pytest.raises(TrainError, match="12 training videos are fewer than one batch \\(13\\)"):
         make_loader(split.train, spec, 13, 0, 0, device)
 
@@ -137,7 +139,7 @@ def test_bad_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
     assert result["iters"] == 16
     assert [Path(s["path"]).name for s in result["skipped"]] == [Path(names[0]).name]
     split = load_dataset(tiny_dataset)
-    metrics = evaluate(load_model(out / "best.pt"), split.test, resolve_device("cpu"))
+    metrics = evaluate(load_model_file(out / "best.pt"), split.test, resolve_device("cpu"))
     assert metrics["videos"] == 8  # 6 good + truncated + 1-frame
     assert [Path(s["path"]).name for s in metrics["skipped"]] == [Path(names[0]).name]
 
@@ -201,7 +203,7 @@ def test_kill_minus_9_mid_write_keeps_the_last_whole_checkpoint_and_resumes(tiny
         hidden_temp = any(path.name.startswith(f".{name}.") for name in RUN_FILES)
         assert path.name in RUN_FILES or (hidden_temp and path.suffix == ".tmp"), path.name
     assert load_checkpoint(out / "last.pt")["iteration"] == 3  # the previous save, whole
-    assert load_model(out / "last.pt").classes == ["RedThing", "GreenThing", "BlueThing"]
+    assert load_model_file(out / "last.pt").classes == ["RedThing", "GreenThing", "BlueThing"]
 
     done = subprocess.run(
         _cli(*_train_args(tiny_dataset, out, 9), "--resume", "--debug"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tc3d.data.transforms import (
+from tc3d.video.transforms import (
     MEAN,
     STD,
     centre_crop_box,

@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import run_cli, write_video
 
-from tc3d.checkpoint import load_model
-from tc3d.data.procedural import class_names
-from tc3d.pretrained import backbone_state_from_file
-from tc3d.weights import SHIPPED, resolve, shipped_path
+from tc3d.modelfile.checkpoint import load_model_file
+from tc3d.modelfile.shipped import SHIPPED, resolve, shipped_path
+from tc3d.synthetic.procedural import class_names
+from tc3d.training.init_weights import backbone_state_from_file
 
 MOTION = shipped_path("motion")
 
@@ -31,7 +31,7 @@ def test_motion_ships_small_inside_the_package_and_is_listed():
 
 
 def test_load_by_name_and_a_missing_name_is_a_usage_error(tmp_path):
-    loaded = load_model("motion")
+    loaded = load_model_file("motion")
     assert loaded.classes == class_names() and loaded.model.cfg.width == 0.25
     assert loaded.clip.crop == 96 and loaded.clip.sampling.frames == 8
     assert resolve("motion") == MOTION and set(SHIPPED) == {"motion"}
@@ -73,7 +73,8 @@ def test_motion_features_group_by_motion_not_look(tmp_path):
     assert out["videos"] == 9 and out["dim"] == 128
     data = np.load(tmp_path / "f.npz")
     feats = {
-        v.split("/")[-1].removesuffix(".mp4"): f for v, f in zip(data["videos"], data["pool5"])
+        v.split("/")[-1].removesuffix(".mp4"): f
+        for v, f in zip(data["videos"], data["pool5"], strict=True)
     }
     same_motion, same_look = [], []  # other colour, same motion / same colour, other motion
     for a in names:
@@ -98,7 +99,7 @@ def test_train_fine_tunes_motion_by_default(tiny_dataset, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["init"] == "motion" and config["width"] == 0.25 and config["crop"] == 96
     assert config["freeze"] == 1 and config["head_lr_scale"] == 40
-    trained = load_model(out / "last.pt").model.backbone.state_dict()
+    trained = load_model_file(out / "last.pt").model.backbone.state_dict()
     shipped = backbone_state_from_file("motion")
     for key in ("stem.0.weight", "stem.1.weight", "stem.1.running_mean", "stem.1.running_var"):
         assert torch.equal(trained[key], shipped[key]), key

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.checkpoint import load_model as _load_checkpoint
-from tc3d.data.sampling import SamplingConfig
 from tc3d.device import prepare_model, resolve_device
 from tc3d.infer.engine import PRECISIONS, Engine, make_engine
+from tc3d.modelfile.checkpoint import LoadedModel, load_model_file
+from tc3d.video.sampling import SamplingConfig
 
 Progress = Callable[[int, int], None]
 
@@ -46,7 +45,7 @@ class Model:
 
     @property
     def clip(self):
-        """The :class:`~tc3d.data.clips.ClipSpec` (S, k, sampling, offset, crop) in use."""
+        """The :class:`~tc3d.video.clips.ClipSpec` (S, k, sampling, offset, crop) in use."""
         return self.loaded.clip
 
     @property
@@ -66,7 +65,7 @@ class Model:
     ) -> list[dict]:
         """Per video, in order: ``{"video", "labels": [{"label", "prob"}, ...]}`` (the ``top``
         most likely classes) or ``{"video", "error"}``."""
-        from tc3d.evaluate import predict
+        from tc3d.infer.evaluate import predict
 
         paths = [str(v) for v in videos]
         return predict(
@@ -95,8 +94,8 @@ class Model:
         (``top1``, ``top5``, ``mean_class_acc``, ``fps``, ``skipped``, ...). The data set must
         name the model's classes; int8 calibrates on a sample of its training videos when the
         model's own training set is not at hand."""
-        from tc3d.data.formats import load_dataset
-        from tc3d.evaluate import check_classes, evaluate
+        from tc3d.datasets.formats import load_dataset
+        from tc3d.infer.evaluate import check_classes, evaluate
 
         data_split = load_dataset(data, format, split, splits)
         check_classes(self.classes, data_split.classes)
@@ -165,12 +164,13 @@ def load_model(
     """Load a checkpoint, a ``.tc3d`` file or a shipped model (``motion``) ready to run.
 
     ``segments`` ... ``crop`` override the clip geometry stored with the model (as the CLI's
-    flags of the same names do). Raises :class:`~tc3d.checkpoint.CheckpointError` (one line)
-    for a file that is not a tc3d model.
+    flags of the same names do). Raises
+    :class:`~tc3d.modelfile.checkpoint.CheckpointError` (one line) for a file that is not a tc3d
+    model.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    loaded = _load_checkpoint(model)
+    loaded = load_model_file(model)
     if any(v is not None for v in (segments, frames, sampling, offset, crop)):
         s = loaded.clip.sampling
         geometry = SamplingConfig(

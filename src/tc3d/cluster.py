@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tc3d.errors import TC3DError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 8  # videos per task (as a local run scores them): what a dying worker can lose
@@ -45,11 +47,11 @@ MODEL_OPTIONS = ("device", "precision", "segments", "frames", "sampling", "offse
 Progress = Callable[[int, int], None]
 
 
-class RayMissing(ImportError):
+class RayMissing(TC3DError, ImportError):
     """``--ray`` without Ray installed; str(e) is one line."""
 
 
-class ClusterError(RuntimeError):
+class ClusterError(TC3DError, RuntimeError):
     """The cluster could not do the work (no worker could start, every worker died)."""
 
 
@@ -332,7 +334,7 @@ def tag_on_ray(
     spec = WorkerSpec(model, options, calibration, cpus_per_worker)
 
     def done(ids: list[int], results: list[dict]) -> None:
-        for i, r in zip(ids, results):
+        for i, r in zip(ids, results, strict=True):
             job.record(job.todo[i], r.get("labels"), r.get("error", "could not be scored"))
         job.save_failures()
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tc3d.checkpoint import load_model
-from tc3d.data.formats import load_dataset
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device
-from tc3d.evaluate import evaluate, predict
+from tc3d.infer.evaluate import evaluate, predict
 from tc3d.io import atomic_write_text
+from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.models.complexity import count_parameters
-from tc3d.train import TrainConfig, train
+from tc3d.training.train import TrainConfig, train
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _tier_accuracy(per_class: dict[str, float], tiers: dict[str, list[str]]) -> 
 
 
 def _synth(cfg: DemoConfig, data: Path, console, progress) -> dict:
-    from tc3d.data.synth import make_synthetic_dataset
+    from tc3d.synthetic.synth import make_synthetic_dataset
 
     marker = data / "demo_data.json"
     wanted = {"classes": cfg.classes, "per_class": cfg.per_class, "seed": cfg.seed}
@@ -129,7 +129,7 @@ def _train_and_test(
     start = "from scratch" if init == "scratch" else "from motion"
     with progress(f"{step} training T-C3D S={segments} {start}") as update:
         trained = train(tcfg, progress=update)
-    loaded = load_model(trained["checkpoint"])
+    loaded = load_model_file(trained["checkpoint"])
     device = resolve_device("cpu")
     prepare_model(loaded.model, device)
     split = load_dataset(data)
@@ -148,10 +148,10 @@ def _speed(s3: dict, data: Path, progress) -> dict:
     test split after a warm-up; int8 supplies the demo's ``fps`` only if its top-1 is within
     0.5 point of fp32's, otherwise fp32's own test-pass figure stands.
     """
-    from tc3d.evaluate import accuracy_metrics
     from tc3d.infer.engine import make_engine
+    from tc3d.infer.evaluate import accuracy_metrics
 
-    loaded = load_model(s3["checkpoint"])
+    loaded = load_model_file(s3["checkpoint"])
     device = resolve_device("cpu")
     split = load_dataset(data)
     engine = make_engine(loaded, device, "int8")
@@ -224,7 +224,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
 
     speed = _speed(s3, data, progress)
     lap("speed")
-    loaded = load_model(s3["checkpoint"])
+    loaded = load_model_file(s3["checkpoint"])
     split = load_dataset(data)
     picks, truth = [], []
     for names in info["tiers"].values():  # one test video from each tier
@@ -233,7 +233,7 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
         truth += [names[0]]
     with progress("4/5 predicting") as update:
         predictions = predict(loaded, picks, resolve_device("cpu"), top_k=3, progress=update)
-    for p, true in zip(predictions, truth):
+    for p, true in zip(predictions, truth, strict=True):
         p["true_label"] = true
     lap("predict")
 

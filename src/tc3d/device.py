@@ -14,13 +14,15 @@ import os
 
 import torch
 
+from tc3d.errors import TC3DError
+
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(TC3DError, RuntimeError):
     pass
 
 

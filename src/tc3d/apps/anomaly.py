@@ -2,7 +2,7 @@
 
 The paper treats UCF-Crime as untrimmed video classification: normal vs anomalous video, with
 video-level labels only, T-C3D's S segments spread over the whole long video. Training is the
-ordinary loop (:func:`tc3d.train.train` with ``anomaly=True``). The benchmark, though, is
+ordinary loop (:func:`tc3d.training.train.train` with ``anomaly=True``). The benchmark, though, is
 scored per frame: a clip slides along the video, each clip gets the model's anomaly
 probability, and each frame takes the mean over the clips that contain it. Frame-level ROC AUC
 concatenates the frames of all test videos into one curve, as Sultani et al. do; video-level
@@ -23,22 +23,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.data.annotations import anomaly_binary, find_annotation_file, read_temporal_annotations
-from tc3d.data.clips import read_clips
-from tc3d.data.formats import DatasetFormatError, is_normal_folder, load_dataset
-from tc3d.data.sampling import sliding_indices
-from tc3d.data.video import VideoReadError, probe
-from tc3d.evaluate import score_items
+from tc3d.datasets.annotations import (
+    anomaly_binary,
+    find_annotation_file,
+    read_temporal_annotations,
+)
+from tc3d.datasets.formats import DatasetFormatError, is_normal_folder, load_dataset
+from tc3d.errors import TC3DError
+from tc3d.figures import save_figure
 from tc3d.infer.engine import Engine, make_engine
-from tc3d.io import atomic_write_with
+from tc3d.infer.evaluate import score_items
+from tc3d.modelfile.checkpoint import LoadedModel
+from tc3d.video.clips import read_clips
+from tc3d.video.decode import VideoReadError, probe
+from tc3d.video.sampling import sliding_indices
 
 log = logging.getLogger(__name__)
 
 CLIPS_PER_READ = 32  # clips decoded together: bounds memory on hour-long videos
 
 
-class AnomalyError(RuntimeError):
+class AnomalyError(TC3DError, RuntimeError):
     """Bad model or data for anomaly detection; str(e) is one line."""
 
 
@@ -105,7 +110,7 @@ def spread_clip_scores(num_frames: int, starts, span: int, probs) -> np.ndarray:
     """Per frame: the mean score of the clips holding it; a frame between clips (stride longer
     than a clip) takes the score interpolated between the nearest clip centres."""
     total, count = np.zeros(num_frames), np.zeros(num_frames)
-    for a, p in zip(starts, probs):
+    for a, p in zip(starts, probs, strict=True):
         total[a : a + span] += p
         count[a : a + span] += 1
     out = total / np.maximum(count, 1)
@@ -275,26 +280,19 @@ def plot_timeline(
     scores: np.ndarray, intervals, fps: float, out: str | Path, title: str = ""
 ) -> Path:
     """Anomaly score over time, annotated anomaly intervals shaded; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(len(scores)) / (fps or 25.0)
-    fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
-    for i, (a, b) in enumerate(intervals):
-        label = "annotated anomaly" if i == 0 else None
-        ax.axvspan(a / (fps or 25.0), b / (fps or 25.0), color="tab:red", alpha=0.2, label=label)
-    ax.plot(t, scores, color="tab:blue", lw=1.2, label="anomaly score")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(0, max(t[-1], 1e-3))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("score")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    atomic_write_with(out, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return out
+
+    def draw(fig, ax) -> None:
+        for i, (a, b) in enumerate(intervals):
+            label = "annotated anomaly" if i == 0 else None
+            ax.axvspan(a / (fps or 25.0), b / (fps or 25.0), color="tab:red", alpha=0.2,
+                       label=label)  # fmt: skip
+        ax.plot(t, scores, color="tab:blue", lw=1.2, label="anomaly score")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(0, max(t[-1], 1e-3))
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("score")
+        ax.set_title(title, fontsize=9)
+        ax.legend(loc="upper right", fontsize=8)
+
+    return save_figure(out, draw, (8, 2.6))

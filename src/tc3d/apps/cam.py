@@ -21,13 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.data.clips import read_clips
-from tc3d.data.sampling import eval_indices
-from tc3d.data.transforms import centre_crop_box
-from tc3d.data.video import probe, read_frames
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with
+from tc3d.modelfile.checkpoint import LoadedModel
+from tc3d.video.clips import read_clips
+from tc3d.video.decode import probe, read_frames
+from tc3d.video.sampling import eval_indices
+from tc3d.video.transforms import centre_crop_box
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.data.dataset import VideoDataset, collate_test
-from tc3d.data.files import list_videos
-from tc3d.data.formats import DatasetFormatError, VideoItem, load_dataset
+from tc3d.datasets.dataset import VideoDataset, collate_test
+from tc3d.datasets.files import list_videos
+from tc3d.datasets.formats import DatasetFormatError, VideoItem, load_dataset
+from tc3d.errors import TC3DError
+from tc3d.figures import save_figure
 from tc3d.infer.engine import Engine, make_engine
 from tc3d.io import atomic_write_with
+from tc3d.modelfile.checkpoint import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ DESCRIPTORS = (*LAYERS, DYNAMICS)  # what similarity scores; DYNAMICS gives its 
 CLIP_CHUNK = 32
 
 
-class SimilarityError(RuntimeError):
+class SimilarityError(TC3DError, RuntimeError):
     """Bad pairs file or features; str(e) is one line."""
 
 
@@ -329,29 +331,22 @@ def similarity(features: Features, pairs: Sequence[Pair]) -> dict:
 
 def plot_roc(roc: dict, out: str | Path, title: str = "") -> Path:
     """ROC curves of every layer and the combination (pooled held-out decisions); atomic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
-    for name, d in roc.items():
-        if name == "same":
-            continue
-        fpr, tpr, _ = roc_curve(roc["same"], d)
-        ax.plot(fpr, tpr, lw=1.4, label=f"{name} ({100 * roc_auc_score(roc['same'], d):.1f})")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title or "same/different action ROC (pooled folds)", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    atomic_write_with(out, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return out
+    def draw(fig, ax) -> None:
+        for name, d in roc.items():
+            if name == "same":
+                continue
+            fpr, tpr, _ = roc_curve(roc["same"], d)
+            auc = 100 * roc_auc_score(roc["same"], d)
+            ax.plot(fpr, tpr, lw=1.4, label=f"{name} ({auc:.1f})")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(title or "same/different action ROC (pooled folds)", fontsize=9)
+        ax.legend(loc="lower right", fontsize=8)
+
+    return save_figure(out, draw, (4.2, 4.0))
 
 
 def run_similarity(

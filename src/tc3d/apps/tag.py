@@ -23,19 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.data.files import list_videos
-from tc3d.data.formats import VideoItem
-from tc3d.evaluate import score_items, top_labels
+from tc3d.datasets.files import list_videos
+from tc3d.datasets.formats import VideoItem
+from tc3d.errors import TC3DError
 from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.evaluate import score_items, top_labels
 from tc3d.io import atomic_write_text
+from tc3d.modelfile.checkpoint import LoadedModel
 
 log = logging.getLogger(__name__)
 
 CHUNK = 8  # videos scored between two writes: a kill loses at most this much work
 
 
-class TagError(RuntimeError):
+class TagError(TC3DError, RuntimeError):
     """Unusable output file or folder; str(e) is one line."""
 
 

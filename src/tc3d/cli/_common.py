@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 
 from tc3d.api import Model, load_model
-from tc3d.data.formats import FORMATS
-from tc3d.data.sampling import STRATEGIES
+from tc3d.datasets.formats import FORMATS
 from tc3d.device import DEVICES
+from tc3d.errors import TC3DError
 from tc3d.infer.engine import PRECISIONS
-from tc3d.weights import SHIPPED, resolve
+from tc3d.modelfile.shipped import SHIPPED, resolve
+from tc3d.video.sampling import STRATEGIES
 
 
-class UsageError(Exception):
+class UsageError(TC3DError):
     """Bad invocation: exit code 2."""
 
 
@@ -35,7 +36,9 @@ def console():
 
 
 def progress(description: str, lazy: bool = False):
-    """A rich progress bar on stderr: ``with progress(...) as update: update(done, total)``.
+    """A rich progress bar on stderr that takes the library's one progress protocol
+    (:class:`tc3d.progress.Progress`): ``with progress(...) as update: update(done, total,
+    info)``; ``info`` figures show beside the bar, and ``info["stage"]`` renames it (a new phase).
 
     ``lazy``: the bar shows at the first update, for library calls that prepare (read a data
     set, check it) before they report ``update(0, total)``: a failure there is then one line
@@ -72,11 +75,13 @@ def progress(description: str, lazy: bool = False):
         def update(self, done: int, total: int, info: dict | None = None):
             if self.progress is None:
                 self.start()
+            info = dict(info or {})
+            stage = info.pop("stage", None)
             text = "  ".join(
-                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in (info or {}).items()
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()
             )
-            self.progress.update(self.task, completed=done, total=total, info=text)
+            fields = {"description": f"{description}: {stage}"} if stage else {}
+            self.progress.update(self.task, completed=done, total=total, info=text, **fields)
 
         def __exit__(self, *exc):
             if self.progress is not None:

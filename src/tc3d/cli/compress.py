@@ -16,7 +16,7 @@ from tc3d.cli._common import (
     split_flags,
 )
 from tc3d.compress.pipeline import STAGES, CompressConfig, compress, parse_stages
-from tc3d.weights import list_models
+from tc3d.modelfile.shipped import list_models
 
 
 def cmd_compress(args) -> dict:
@@ -51,7 +51,7 @@ def cmd_inspect(args) -> dict:
     result = report.inspect_file(path)
     if not result["valid"]:  # still one JSON object for scripts, then exit 1
         sys.stderr.write(f"tc3d: error: {result['error']}\n")
-        return {**result, "_exit": 1}
+        return result, 1
     m = result["model_config"]
     c = console()
     c.print(report.layer_table(result["layers"], title=f"{path.name}: checksum OK"))

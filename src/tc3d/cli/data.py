@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tc3d.cli._common import Parser, common, console, data_flags, existing, progress
-from tc3d.data.synth import KINDS, make_dataset
+from tc3d.synthetic.synth import KINDS, make_dataset
 
 _WROTE = {  # the summary line of each --kind, filled from its JSON
     "actions": "wrote {videos} videos of {classes} classes to {root} ({train} train / {test} test)",
@@ -23,7 +23,7 @@ def cmd_synth(args) -> dict:
 
 
 def cmd_data_check(args) -> dict:
-    from tc3d.data.check import check_dataset
+    from tc3d.datasets.check import check_dataset
 
     existing(args.data, "data set root")
     with progress("reading videos") as update:

@@ -12,7 +12,7 @@ from tc3d.cli._common import (
     print_skipped,
     progress,
 )
-from tc3d.data.sampling import PROTOCOLS
+from tc3d.video.sampling import PROTOCOLS
 
 
 def cmd_test(args) -> dict:
@@ -51,10 +51,7 @@ def cmd_predict(args) -> dict:
         else:
             best = ", ".join(f"{x['label']} {100 * x['prob']:.1f}%" for x in r["labels"])
             c.print(f"{r['video']}: {best}", highlight=False)
-    out = {"results": results}
-    if any("error" in r for r in results):
-        out["_exit"] = 1
-    return out
+    return {"results": results}, 1 if any("error" in r for r in results) else 0
 
 
 def add_test(sub) -> None:

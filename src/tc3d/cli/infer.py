@@ -16,8 +16,8 @@ from tc3d.cli._common import (
     precision_flag,
     progress,
 )
-from tc3d.data.sampling import PROTOCOLS
 from tc3d.infer.export import FORMATS, export_model
+from tc3d.video.sampling import PROTOCOLS
 
 
 def cmd_bench(args) -> dict:
@@ -75,7 +75,7 @@ def cmd_stream(args) -> dict:
         f"p95 {s['latency_ms_p95']:.0f} ms, {s['dropped_frames']} dropped frames",
         highlight=False,
     )
-    return summary
+    return summary, 1 if any("error" in src for src in s["sources"]) else 0
 
 
 def cmd_export(args) -> dict:

@@ -3,8 +3,9 @@
 Conventions: human output (tables, progress) goes to stderr; ``--json`` prints one JSON object
 as the last line of stdout. Exit 0 on success, 1 when the work failed (one line on stderr, a
 traceback only with ``--debug``), 2 for usage errors such as a missing input file, 130 when
-interrupted. Each command is a function ``cmd_*(args) -> dict`` in its group's module; a
-result may carry ``_exit`` to fail after printing its JSON. Command modules import at the top
+interrupted. Each command is a function ``cmd_*(args)`` in its group's module that returns its
+result, or ``(result, 1)`` to fail after printing its JSON: library results never carry exit
+codes. Command modules import at the top
 only what their flags need (choice lists); the work is imported inside each command so that
 every invocation, ``--help`` included, stays fast.
 """
@@ -35,6 +36,7 @@ from tc3d.cli.evaluate import add_predict, add_test
 from tc3d.cli.infer import add_bench, add_export, add_stream
 from tc3d.cli.serve import add_serve
 from tc3d.cli.train import add_anomaly_train, add_pretrain, add_train
+from tc3d.errors import first_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,10 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _failure_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -102,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # every failure: one line, unless --debug
         if args.debug:
             raise
-        sys.stderr.write(f"tc3d: error: {_failure_line(e)}\n")
+        sys.stderr.write(f"tc3d: error: {first_line(e)}\n")
         return 1
-    code = result.pop("_exit", 0) if isinstance(result, dict) else 0
+    # A command returns its result, or (result, exit code) when the work partly failed (some
+    # videos unreadable, a source lost): the JSON still prints, and the code tells the shell.
+    result, code = result if isinstance(result, tuple) else (result, 0)
     if args.json and os.environ.get("RANK", "0") == "0":  # under torchrun: rank 0 speaks
         sys.stdout.write(json.dumps(result, default=str) + "\n")
     return code

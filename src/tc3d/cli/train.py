@@ -14,11 +14,19 @@ from tc3d.cli._common import (
     model_file,
     progress,
 )
-from tc3d.data.sampling import STRATEGIES
 from tc3d.models.fusion import FUSIONS
 from tc3d.models.tc3d import ARCHS
-from tc3d.train import ANOMALY, FINETUNE, OPTIMIZERS, PAPER, RECIPES, TrainConfig, make_config
-from tc3d.train import train as run_train
+from tc3d.training.train import (
+    ANOMALY,
+    FINETUNE,
+    OPTIMIZERS,
+    PAPER,
+    RECIPES,
+    TrainConfig,
+    make_config,
+)
+from tc3d.training.train import train as run_train
+from tc3d.video.sampling import STRATEGIES
 
 
 def _run_training(args, anomaly: bool = False) -> dict:
@@ -56,7 +64,7 @@ def cmd_anomaly_train(args) -> dict:
 
 
 def cmd_pretrain(args) -> dict:
-    from tc3d.pretrain import PretrainConfig, pretrain
+    from tc3d.training.pretrain import PretrainConfig, pretrain
 
     with progress("pretraining") as update:
         result = pretrain(config(PretrainConfig, args), progress=update)

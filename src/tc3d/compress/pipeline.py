@@ -13,7 +13,7 @@ with the data epoch and random generators of the fine-tuning; running the same c
 resumes after the last finished stage and continues exactly as an uninterrupted run would.
 
 The ``huffman`` stage's accuracy is measured by loading the written file with
-:func:`tc3d.checkpoint.load_model` and evaluating it exactly as ``tc3d test`` does.
+:func:`tc3d.modelfile.checkpoint.load_model_file` and evaluating it exactly as ``tc3d test`` does.
 """
 
 from __future__ import annotations
@@ -31,15 +31,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.checkpoint import LoadedModel, load_checkpoint, load_model, model_metadata
-from tc3d.compress import encode, prune, share
-from tc3d.data.formats import load_dataset
+from tc3d.compress import prune, share
+from tc3d.datasets.formats import load_dataset
 from tc3d.device import prepare_model, resolve_device, rng_state, set_rng_state, set_threads
-from tc3d.evaluate import check_classes, evaluate
+from tc3d.errors import TC3DError
 from tc3d.infer.calibration import KEY as CALIBRATION_KEY
 from tc3d.infer.calibration import compress_calibration
+from tc3d.infer.evaluate import check_classes, evaluate
 from tc3d.io import atomic_save, atomic_write_text
-from tc3d.train import TrainConfig, make_loader, make_optimizer, train_one_epoch
+from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.checkpoint import LoadedModel, load_checkpoint, load_model_file, model_metadata
+from tc3d.training.train import TrainConfig, make_loader, make_optimizer, train_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ QUANTIZE_EPOCHS = 2
 Progress = Callable[[str], object]  # description -> context manager yielding update(done, total)
 
 
-class CompressError(RuntimeError):
+class CompressError(TC3DError, RuntimeError):
     pass
 
 
@@ -202,7 +204,7 @@ class _Trainer:
         finally:
             for hook in hooks:
                 hook.remove()
-        for m, momentum in zip(norms, momenta):
+        for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.eval()
 
@@ -270,7 +272,7 @@ def compress(cfg: CompressConfig, progress: Progress) -> dict:
     ckpt = load_checkpoint(cfg.model) if not encode.is_tc3d(cfg.model) else None
     if ckpt is None:
         raise CompressError(f"{cfg.model}: already compressed; give the training checkpoint")
-    loaded = load_model(cfg.model)
+    loaded = load_model_file(cfg.model)
     model = prepare_model(loaded.model, device)
     trainer = _Trainer(cfg, ckpt, loaded, device, progress) if cfg.data else None
 
@@ -440,7 +442,7 @@ def _unpack_layer(d: dict) -> dict:
 
 
 def _reload(path: Path, device) -> LoadedModel:
-    loaded = load_model(path)
+    loaded = load_model_file(path)
     prepare_model(loaded.model, device)
     return loaded
 

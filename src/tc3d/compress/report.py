@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tc3d.compress.encode import Tc3dError, read_tc3d
-from tc3d.io import atomic_write_text, atomic_write_with
+from tc3d.figures import save_figure
+from tc3d.io import atomic_write_text
+from tc3d.modelfile.tc3dfile import Tc3dError, read_tc3d
 
 STAGE_TITLES = {
     "baseline": "Baseline T-C3D",
@@ -68,37 +69,29 @@ def write_json(result: dict, path: str | Path) -> Path:
 
 def write_plot(result: dict, path: str | Path) -> Path:
     """Bars: size per stage (MiB, log scale); line: video top-1 per stage (when measured)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = result["stages"]
     names = [STAGE_TITLES.get(r["stage"], r["stage"]) for r in rows]
     sizes = [r["size_bytes"] / 2**20 for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
-    bars = ax.bar(names, sizes, color="#4c72b0")
-    ax.set_yscale("log")
-    ax.set_ylabel("model size (MiB, log scale)")
-    for bar, size in zip(bars, sizes):
-        ax.annotate(f"{size:.2f}", (bar.get_x() + bar.get_width() / 2, size), ha="center",
-                    va="bottom", fontsize=8)  # fmt: skip
-    accuracies = [r.get("top1") for r in rows]
-    if any(a is not None for a in accuracies):
-        ax2 = ax.twinx()
-        xs = [i for i, a in enumerate(accuracies) if a is not None]
-        ax2.plot(xs, [accuracies[i] for i in xs], "o-", color="#dd8452")
-        ax2.set_ylabel("video top-1 (%)", color="#dd8452")
-        low = min(accuracies[i] for i in xs)
-        ax2.set_ylim(max(0, low - 10), 100.5)
-    ax.set_title("deep compression: size and accuracy per stage")
-    ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return path
+
+    def draw(fig, ax) -> None:
+        bars = ax.bar(names, sizes, color="#4c72b0")
+        ax.set_yscale("log")
+        ax.set_ylabel("model size (MiB, log scale)")
+        for bar, size in zip(bars, sizes, strict=True):
+            ax.annotate(f"{size:.2f}", (bar.get_x() + bar.get_width() / 2, size), ha="center",
+                        va="bottom", fontsize=8)  # fmt: skip
+        accuracies = [r.get("top1") for r in rows]
+        if any(a is not None for a in accuracies):
+            ax2 = ax.twinx()
+            xs = [i for i, a in enumerate(accuracies) if a is not None]
+            ax2.plot(xs, [accuracies[i] for i in xs], "o-", color="#dd8452")
+            ax2.set_ylabel("video top-1 (%)", color="#dd8452")
+            low = min(accuracies[i] for i in xs)
+            ax2.set_ylim(max(0, low - 10), 100.5)
+        ax.set_title("deep compression: size and accuracy per stage")
+        ax.tick_params(axis="x", labelsize=8)
+
+    return save_figure(path, draw, (8, 4.2), dpi=110)
 
 
 def write_reports(result: dict, out: str | Path) -> dict:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.compress.encode import SharedLayer
 from tc3d.compress.prune import prunable_layers
+from tc3d.modelfile.tc3dfile import SharedLayer
 
 CLUSTERS = {"stem": 256, "conv": 256, "fc": 32}
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.data.clips import ClipSpec, clips_from_frames
-from tc3d.data.files import list_videos
-from tc3d.data.sampling import SamplingConfig, eval_indices
-from tc3d.data.video import VideoReadError, read_all_frames
+from tc3d.datasets.files import list_videos
 from tc3d.infer.engine import BATCH_CLIPS, Engine
 from tc3d.models.complexity import count_flops, count_parameters
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.video.clips import ClipSpec, clips_from_frames
+from tc3d.video.decode import VideoReadError, read_all_frames
+from tc3d.video.sampling import SamplingConfig, eval_indices
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class BenchConfig:
 
 def synthetic_videos(count: int, folder: str | Path, frames: int = SYNTH_FRAMES) -> list[Path]:
     """``count`` synthetic 320×240 25-fps mpeg4 videos of ``frames`` frames (kept for reuse)."""
-    from tc3d.data.synth import VideoSpec, class_names, write_video
+    from tc3d.synthetic.synth import VideoSpec, class_names, write_video
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,9 +143,9 @@ def fast_pass(engine: Engine, paths: Sequence[Path], spec: ClipSpec, cfg: BenchC
 def _model(cfg: BenchConfig):
     """The model to time and how to feed it: a checkpoint's, or a fresh seeded Res3D-18."""
     if cfg.model:
-        from tc3d.checkpoint import load_model
+        from tc3d.modelfile.checkpoint import load_model_file
 
-        loaded = load_model(cfg.model)
+        loaded = load_model_file(cfg.model)
         return loaded.model, loaded.clip, loaded
     torch.manual_seed(0)
     model = TC3D(ModelConfig(cfg.num_classes, width=cfg.width, segments=cfg.segments)).eval()

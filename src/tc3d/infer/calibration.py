@@ -30,11 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tc3d.checkpoint import load_checkpoint
-from tc3d.compress import encode
-from tc3d.data.annotations import anomaly_binary
-from tc3d.data.clips import ClipSpec
-from tc3d.data.formats import load_dataset
+from tc3d.datasets.annotations import anomaly_binary
+from tc3d.datasets.formats import load_dataset
 from tc3d.infer.quantize import (
     CALIBRATION_VIDEOS,
     FORMAT,
@@ -43,8 +40,11 @@ from tc3d.infer.quantize import (
     calibrate,
 )
 from tc3d.io import atomic_write_text, atomic_write_with
+from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.checkpoint import load_checkpoint
+from tc3d.modelfile.shipped import WEIGHTS as PACKAGE_WEIGHTS
 from tc3d.models.tc3d import TC3D
-from tc3d.weights import HERE as PACKAGE_WEIGHTS
+from tc3d.video.clips import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,10 @@ def _store_in_file(f: _ModelFile, calibration: Calibration) -> bool:
 
 
 def model_calibration(loaded, fallback: Sequence[str | Path] = (), renew: bool = False):
-    """The int8 :class:`Calibration` of a loaded model (:class:`~tc3d.checkpoint.LoadedModel`):
-    the one stored with it, else made now (on its training videos when reachable, else on
-    ``fallback``, with a warning) and stored with it (see the module docstring)."""
+    """The int8 :class:`Calibration` of a loaded model
+    (:class:`~tc3d.modelfile.checkpoint.LoadedModel`): the one stored with it, else made now
+    (on its training videos when reachable, else on ``fallback``, with a warning) and stored
+    with it (see the module docstring)."""
     path = Path(loaded.source)
     model_file = _read_model_file(path) if path.is_file() else None
     cache: Path | None = None

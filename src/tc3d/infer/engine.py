@@ -4,7 +4,7 @@ Everything that runs a trained model (``test``, ``predict``, ``bench``, ``stream
 ``features``, ``similarity``, ``cam``, ``anomaly``) goes through here, so a speed-up lands
 everywhere at once. The pipeline is the paper's fast path (Table IV,
 "S clips per video"): the sampler asks for S×k frame indices, the reader seeks and decodes only
-those (:mod:`tc3d.data.video`), and the clips go through one shared Res3D-18. Three things
+those (:mod:`tc3d.video.decode`), and the clips go through one shared Res3D-18. Three things
 make it fast on a CPU:
 
 * decoding and transforms run in background threads (PyAV and torch release the GIL) while
@@ -32,13 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.data.clips import ClipSpec, load_clips
-from tc3d.data.sampling import group_clips
-from tc3d.data.video import VideoReadError, probe
 from tc3d.device import autocast, memory_format, to_device
+from tc3d.errors import TC3DError
 from tc3d.infer.calibration import model_calibration
 from tc3d.infer.quantize import Calibration, CalibrationMismatch, quantize_model
+from tc3d.models.fusion import group_clips
 from tc3d.models.tc3d import TC3D
+from tc3d.video.clips import ClipSpec, load_clips
+from tc3d.video.decode import VideoReadError, probe
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ PRECISIONS = ("fp32", "bf16", "int8")
 BATCH_CLIPS = 12  # clips per forward pass: large enough to batch across videos, small latency
 
 
-class EngineError(RuntimeError):
+class EngineError(TC3DError, RuntimeError):
     """The engine cannot run as asked (e.g. int8 on a device without quantised kernels)."""
 
 
@@ -262,7 +263,7 @@ class Engine:
                 for pos in sorted({c[2] for c in batch}):
                     part = [c for c in batch if c[2] == pos]
                     scores = self.clip_scores(torch.stack([c[3] for c in part]), pos)
-                    for (vi, j, _, _), s in zip(part, scores):
+                    for (vi, j, _, _), s in zip(part, scores, strict=True):
                         pending[vi].scores[j] = s
                 for vi in sorted({c[0] for c in batch}):
                     p = pending[vi]

@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.data.transforms import MEAN, STD
+from tc3d.errors import TC3DError
 from tc3d.io import atomic_write_with
+from tc3d.video.transforms import MEAN, STD
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
 
 
-class ExportError(RuntimeError):
+class ExportError(TC3DError, RuntimeError):
     pass
 
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tc3d.data.clips import ClipSpec, load_clips
-from tc3d.data.video import VideoReadError
+from tc3d.errors import TC3DError
 from tc3d.models.tc3d import TC3D
+from tc3d.video.clips import ClipSpec, load_clips
+from tc3d.video.decode import VideoReadError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ CALIBRATION_VIDEOS = 8
 FORMAT = 1  # of the stored calibration
 
 
-class CalibrationError(RuntimeError):
+class CalibrationError(TC3DError, RuntimeError):
     """No usable int8 calibration; str(e) is one line."""
 
 
@@ -124,7 +125,7 @@ def quantize_backbone(backbone: nn.Module, qparams: list[list], example: torch.T
                 f"the stored int8 calibration has {len(qparams)} activation ranges, the traced "
                 f"model {len(observers)} (made by another torch version?)"
             )
-        for (name, o), (scale, zero_point) in zip(observers, qparams):
+        for (name, o), (scale, zero_point) in zip(observers, qparams, strict=True):
             fixed = FixedQParamsObserver(scale, zero_point, dtype=o.dtype, qscheme=o.qscheme,
                                          quant_min=o.quant_min, quant_max=o.quant_max)  # fmt: skip
             setattr(prepared, name, fixed)
@@ -197,4 +198,7 @@ def quantize_model(model: TC3D, calibration: Calibration) -> list[nn.Module]:
     if len(calibration.qparams) != len(model.backbones):
         raise CalibrationMismatch("the stored int8 calibration is for another model")
     example = calibration.example()
-    return [quantize_backbone(b, q, example) for b, q in zip(model.backbones, calibration.qparams)]
+    return [
+        quantize_backbone(b, q, example)
+        for b, q in zip(model.backbones, calibration.qparams, strict=True)
+    ]

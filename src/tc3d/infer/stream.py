@@ -4,7 +4,7 @@ Each source has a reader thread that decodes frames as they come (a file paced a
 rate with ``realtime``, as fast as the model takes them otherwise; a URL or camera live), at
 the model's short side, and keeps the most recent ones in a ring buffer. Every ``stride``
 frames the newest clip (k frames, ``offset`` apart, ending at the current frame) is built from
-the ring by the clip builder every other command uses (:mod:`tc3d.data.clips`: centre crop,
+the ring by the clip builder every other command uses (:mod:`tc3d.video.clips`: centre crop,
 normalisation) and handed to the model.
 T-C3D's temporal encoding then runs over a rolling window: each clip's class scores are
 computed **once** and the last S of them are fused, exactly as the S segments of a video are
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from tc3d.data.clips import ClipSpec, clips_from_frames
-from tc3d.data.video import VideoReadError, frame_rgb
 from tc3d.infer.engine import Engine, EngineError
+from tc3d.video.clips import ClipSpec, clips_from_frames
+from tc3d.video.decode import VideoReadError, frame_rgb
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def run_stream(
             if not jobs:
                 break  # every source has ended
             scores = engine.clip_scores(torch.stack([j.clip for j in jobs]))
-            for job, score in zip(jobs, scores):
+            for job, score in zip(jobs, scores, strict=True):
                 st = states[job.source]
                 st.scores.append(score)
                 while len(st.scores) > engine.cfg.segments:
@@ -341,7 +341,4 @@ def run_stream(
     }
     if cfg.out:
         summary["out"] = cfg.out
-    result = {"summary": summary}
-    if any(s.error for s in states):
-        result["_exit"] = 1
-    return result
+    return {"summary": summary}

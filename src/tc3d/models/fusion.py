@@ -8,6 +8,7 @@ has a weight per segment position and can.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,3 +66,15 @@ def make_fusion(name: str, segments: int, num_classes: int) -> nn.Module:
     if name == "attention":
         return AttentionFusion(num_classes)
     raise ValueError(f"fusion must be one of {FUSIONS}, not {name!r}")
+
+
+def group_clips(num_clips: int, segments: int) -> list[np.ndarray]:
+    """Split ``num_clips`` time-ordered clips into ``segments`` contiguous groups.
+
+    Used when more clips than segments are scored (``allclips``): each group stands for one
+    segment, so position-aware fusions (weighted, unshared backbones) still see S inputs.
+    """
+    if num_clips >= segments:
+        return np.array_split(np.arange(num_clips), segments)
+    # Fewer clips than segments: reuse the nearest clip for each segment.
+    return [np.array([min(num_clips - 1, s * num_clips // segments)]) for s in range(segments)]

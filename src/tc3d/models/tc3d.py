@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from tc3d.data.sampling import group_clips
-from tc3d.models.fusion import make_fusion
+from tc3d.models.fusion import group_clips, make_fusion
 from tc3d.models.res3d import res3d18
 
 ARCHS = ("res3d18",)

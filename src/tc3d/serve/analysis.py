@@ -26,9 +26,10 @@ from pathlib import Path
 from tc3d.api import Model
 from tc3d.apps.anomaly import AnomalyError, anomaly_class, frame_scores
 from tc3d.apps.cam import cam_video
-from tc3d.data.video import VideoReadError, probe
+from tc3d.errors import TC3DError
 from tc3d.infer.engine import EngineError
 from tc3d.infer.stream import StreamConfig, run_stream
+from tc3d.video.decode import VideoReadError, probe
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ CAM_SIZE = 160  # pixels: a GIF of S x k frames stays a few hundred kB
 CAM_FRAME_MS = 120
 
 
-class UnreadableVideo(ValueError):
+class UnreadableVideo(TC3DError, ValueError):
     """The upload is not a video the model can read; str(e) is one line for the user."""
 
 

@@ -38,6 +38,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from tc3d.errors import first_line
 from tc3d.serve.analysis import ServedModel, UnreadableVideo, analyse
 from tc3d.serve.examples import Example, make_examples
 
@@ -243,12 +244,12 @@ def create_app(
                 result = await run_in_threadpool(analyse, served, path, name, k, cam)
             except UnreadableVideo as e:
                 request.scope["tc3d.note"] = f"{name}: unreadable"
-                line = str(e).replace(str(path), name).splitlines()[0]
+                line = first_line(str(e).replace(str(path), name))
                 return _error(422, f"{name}: {line}")
             except Exception as e:  # a bug or a resource failure: say so, keep serving
                 log.warning("analysis of %s failed", name, exc_info=log.isEnabledFor(10))
-                line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                return _error(500, f"{name}: analysis failed: {line.replace(str(path), name)}")
+                line = first_line(e).replace(str(path), name)
+                return _error(500, f"{name}: analysis failed: {line}")
             finally:
                 path.unlink(missing_ok=True)
             best = result["results"][0]["labels"][0]
@@ -288,13 +289,13 @@ def _model_names(models: list[str]) -> list[str]:
     return names
 
 
-def load_models(cfg: ServeConfig, calibration: list[Path]) -> dict[str, ServedModel]:
+def load_served_models(cfg: ServeConfig, calibration: list[Path]) -> dict[str, ServedModel]:
     """Every ``--model``, loaded, its engine made (int8 calibrates, on the examples when the
     model's training videos are not at hand) and warmed up on one example."""
     from tc3d.api import load_model
 
     out = {}
-    for name, spec in zip(_model_names(cfg.models), cfg.models):
+    for name, spec in zip(_model_names(cfg.models), cfg.models, strict=True):
         model = load_model(spec, cfg.device, cfg.precision)
         model.engine(calibration_fallback=[str(p) for p in calibration])
         if calibration:
@@ -330,7 +331,7 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
             work = Path(tmp)
             announce("rendering the example videos, loading the model(s)...")
             examples = make_examples(work / "examples")
-            models = load_models(cfg, [e.path for e in examples.values()])
+            models = load_served_models(cfg, [e.path for e in examples.values()])
             limit = int(cfg.max_upload_mb * MB)
             app = create_app(models, examples, work / "uploads", limit, cfg.top)
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",

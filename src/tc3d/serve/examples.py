@@ -1,7 +1,7 @@
 """Example videos for the page, rendered offline at start-up by the synthetic data set's code.
 
 Nothing is downloaded and nothing ships: the page's examples are three videos of the embedded
-benchmark (:mod:`tc3d.data.synth`), rendered into the server's working folder in a few seconds.
+benchmark (:mod:`tc3d.synthetic.synth`), rendered into the server's working folder in a few seconds.
 One is a long-term action of several phases, long enough for a timeline of many windows. They
 double as the int8 calibration videos of a model that has no training set at hand.
 """
@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tc3d.data.synth import CLASS_DESCRIPTIONS, VideoSpec, write_video
-from tc3d.data.video import read_frames
+from tc3d.synthetic.synth import CLASS_DESCRIPTIONS, VideoSpec, write_video
+from tc3d.video.decode import read_frames
 
 log = logging.getLogger(__name__)
 

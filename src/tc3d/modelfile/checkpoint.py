@@ -4,8 +4,8 @@ A checkpoint is a plain dict: ``model`` (state dict), ``model_config``, ``clip``
 crop the model was trained with) and ``classes``, written by :func:`save_model`; a training
 run adds ``optimizer``, ``iteration``, ``rng``, ``train_config`` and the like for resuming.
 Everything loads with ``torch.load(weights_only=True)``: opening a checkpoint never runs code
-from the file. :func:`load_model` builds the model from a ``.pt`` checkpoint, a ``.tc3d`` file
-(:mod:`tc3d.compress.encode`, whose header carries the same ``model_metadata``) or the name of
+from the file. :func:`load_model_file` builds the model from a ``.pt`` checkpoint, a ``.tc3d`` file
+(:mod:`tc3d.modelfile.tc3dfile`, whose header carries the same ``model_metadata``) or the name of
 a shipped model. Writes are atomic (:mod:`tc3d.io`).
 """
 
@@ -19,16 +19,17 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from tc3d.compress import encode
-from tc3d.data.clips import ClipSpec
+from tc3d.errors import TC3DError, first_line
 from tc3d.io import atomic_save
+from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.shipped import resolve
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.weights import resolve
+from tc3d.video.clips import ClipSpec
 
 SCHEMA = ("model", "model_config", "clip", "classes")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TC3DError, RuntimeError):
     """A model file that cannot be used; str(e) is one line for the user."""
 
 
@@ -43,8 +44,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged or foreign file
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable tc3d checkpoint ({first_line})") from None
+        raise CheckpointError(f"{path}: not a readable tc3d checkpoint ({first_line(e)})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a tc3d checkpoint (no dict inside)")
     return ckpt
@@ -128,7 +128,7 @@ def read_model_file(path: str | Path) -> dict:
     return load_checkpoint(path)
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def load_model_file(path: str | Path) -> LoadedModel:
     """Build the model stored in a training checkpoint, a ``.tc3d`` file or a shipped model
     (by name), in eval mode on the CPU. A ``.tc3d`` file (recognised by its magic bytes) is
     decoded to dense weights, so it runs exactly as fast as the checkpoint it came from."""
@@ -142,8 +142,7 @@ def load_model(path: str | Path) -> LoadedModel:
         model.load_state_dict(ckpt["model"], assign=True)
         clip = ClipSpec.from_dict(ckpt["clip"])
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as e:
-        first_line = str(e).strip().splitlines()[0]
         raise CheckpointError(
-            f"{path}: checkpoint does not match the model ({first_line})"
+            f"{path}: checkpoint does not match the model ({first_line(e)})"
         ) from None
     return LoadedModel(model.eval(), list(ckpt["classes"]), clip, resolve(path))

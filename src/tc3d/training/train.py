@@ -26,12 +26,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from tc3d.checkpoint import load_checkpoint, save_model
-from tc3d.data.annotations import anomaly_binary
-from tc3d.data.clips import ClipSpec
-from tc3d.data.dataset import EpochSampler, VideoDataset, collate_train
-from tc3d.data.formats import VideoItem, load_dataset
-from tc3d.data.sampling import SamplingConfig
+from tc3d.datasets.annotations import anomaly_binary
+from tc3d.datasets.dataset import EpochSampler, VideoDataset, collate_train
+from tc3d.datasets.formats import VideoItem, load_dataset
 from tc3d.device import (
     prepare_model,
     resolve_device,
@@ -40,15 +37,19 @@ from tc3d.device import (
     set_threads,
     to_device,
 )
-from tc3d.evaluate import accuracy_metrics, score_items
+from tc3d.errors import TC3DError
+from tc3d.infer.evaluate import accuracy_metrics, score_items
 from tc3d.io import atomic_write_text
+from tc3d.modelfile.checkpoint import load_checkpoint, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.pretrained import init_backbones, model_geometry
+from tc3d.training.init_weights import init_backbones, model_geometry
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
 
 
-class TrainError(RuntimeError):
+class TrainError(TC3DError, RuntimeError):
     pass
 
 

@@ -24,6 +24,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from tc3d.errors import TC3DError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -35,7 +37,7 @@ FRAME_FOLDER_FPS = 25.0
 av.logging.set_level(av.logging.PANIC)  # FFmpeg's own warnings would flood stderr
 
 
-class VideoReadError(Exception):
+class VideoReadError(TC3DError):
     """A video that cannot be used: missing, unreadable, not a video, or without frames."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tc3d.data.files import is_video, read_lines, subdirs, walk
+from tc3d.datasets.files import is_video, read_lines, subdirs, walk
+from tc3d.errors import TC3DError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ _FRAME = re.compile(r"img_\d+\.(jpe?g|png)", re.IGNORECASE)
 _INT = re.compile(r"[+-]?\d+")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(TC3DError, ValueError):
     """Bad or unrecognisable data set layout; str(e) is one clear line for the user."""
 
 

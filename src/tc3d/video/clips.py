@@ -1,11 +1,11 @@
 """The one clip builder: frame indices -> decoded, cropped, normalised clips for the model.
 
 Everything that feeds the model builds its clips here: training and ``test`` (through
-:class:`~tc3d.data.dataset.VideoDataset` and the inference engine), ``predict``, ``tag``,
+:class:`~tc3d.datasets.dataset.VideoDataset` and the inference engine), ``predict``, ``tag``,
 ``features``, int8 calibration, ``bench`` (its conventional baseline too), ``stream``, ``cam``
 and ``anomaly``. So a clip means the same to all of them: frames scaled so their short side is
 ``short_side`` (C3D's "resize to 128"), one crop box for the whole video (a random one in
-training, the centre or ten crops at test time, :mod:`tc3d.data.transforms`), resized to
+training, the centre or ten crops at test time, :mod:`tc3d.video.transforms`), resized to
 ``crop`` and normalised, laid out ``(n, 3, k, crop, crop)``.
 
 :func:`clips_from_frames` is the transform itself, for frames already decoded (a stream's ring
@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.data.sampling import SamplingConfig, eval_indices, train_indices
-from tc3d.data.transforms import (
+from tc3d.video.decode import probe, read_frames, shrink_frames
+from tc3d.video.sampling import SamplingConfig, eval_indices, train_indices
+from tc3d.video.transforms import (
     CropBox,
     centre_crop_box,
     crop_and_normalise,
     random_crop_box,
     ten_crop_boxes,
 )
-from tc3d.data.video import probe, read_frames, shrink_frames
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def read_clips(
     rng: np.random.Generator | None = None,
 ) -> torch.Tensor:
     """Decode only the frames at ``indices`` ``(n, k)`` and build their clips (shapes as
-    :func:`clips_from_frames`). Raises :class:`~tc3d.data.video.VideoReadError`."""
+    :func:`clips_from_frames`). Raises :class:`~tc3d.video.decode.VideoReadError`."""
     n, k = indices.shape
     frames = read_frames(path, indices.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
     return clips_from_frames(frames, np.arange(n * k).reshape(n, k), spec, rng)

@@ -3,7 +3,7 @@
 Frames are composed directly in yuv420p (BT.601, limited range, as FFmpeg converts RGB), which
 halves the pixels to blend and spares the encoder a colour conversion. Shapes are signed
 distance functions, so a sprite at any angle is a lookup on a small patch, and only that patch
-of the frame is touched. Used by the three synthetic sets (:mod:`tc3d.data.synth`,
+of the frame is touched. Used by the three synthetic sets (:mod:`tc3d.synthetic.synth`,
 ``synth_surveillance``, ``synth_pairs``).
 """
 

@@ -1,6 +1,6 @@
 """``tc3d pretrain``: a Res3D-18 backbone pretrained on procedural video (as ``motion`` was).
 
-The clips come from :mod:`tc3d.data.procedural`, rendered on the fly by DataLoader workers,
+The clips come from :mod:`tc3d.synthetic.procedural`, rendered on the fly by DataLoader workers,
 each labelled by its object's (motion, change) pair: supervised on what the generator knows,
 which is cheap, needs no pair mining, and makes the features encode motion and change while the
 look is drawn independently. The run directory is a ``tc3d train`` run (``last.pt`` with the
@@ -29,20 +29,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import tc3d.device  # rng_state / set_rng_state, by their module: "device" is a local here
-from tc3d.checkpoint import load_checkpoint, save_model
-from tc3d.data.clips import ClipSpec
-from tc3d.data.procedural import (
+from tc3d.device import prepare_model, resolve_device, set_threads, to_device
+from tc3d.io import atomic_write_text
+from tc3d.modelfile.checkpoint import load_checkpoint, save_model
+from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.synthetic.procedural import (
     CHANGES,
     CountFrom,
     ProceduralBatches,
     ProceduralConfig,
     class_names,
 )
-from tc3d.data.sampling import SamplingConfig
-from tc3d.device import prepare_model, resolve_device, set_threads, to_device
-from tc3d.io import atomic_write_text
-from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.train import TrainError, _Run, make_optimizer, train_step
+from tc3d.training.train import TrainError, _Run, make_optimizer, train_step
+from tc3d.video.clips import ClipSpec
+from tc3d.video.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
 

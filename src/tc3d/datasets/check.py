@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tc3d.data.formats import load_dataset
-from tc3d.data.video import VideoReadError, decodable_frames, probe, read_frames
+from tc3d.datasets.formats import load_dataset
+from tc3d.video.decode import VideoReadError, decodable_frames, probe, read_frames
 
 
 def _check_one(path: Path) -> tuple[int | None, int | None, str | None]:
@@ -48,7 +48,7 @@ def check_dataset(
     # PyAV releases the GIL while demuxing and decoding, so threads read files in parallel.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done, (path, (count, decodable, error)) in enumerate(
-            zip(paths, pool.map(_check_one, paths)), start=1
+            zip(paths, pool.map(_check_one, paths), strict=True), start=1
         ):
             if error is not None:
                 unreadable.append({"path": str(path), "error": error})

@@ -2,7 +2,7 @@
 
 ASLAN (the paper's Table VII) asks whether two videos show the same action, for actions the
 feature extractor was not trained on. This module renders eight new actions, none of them in
-the 16-class benchmark of :mod:`tc3d.data.synth`: new motions (orbiting, zig-zag bouncing,
+the 16-class benchmark of :mod:`tc3d.synthetic.synth`: new motions (orbiting, zig-zag bouncing,
 falling, rocking, cartwheeling, shaking, pendulum swinging, diagonal drifting) on the same
 kind of cluttered scenes. Every shape serves two actions, so a "different" pair may show the
 same object doing two things: appearance alone cannot answer. Colour, size, speed, phase and
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tc3d.data import synth_sprites as sprites
 from tc3d.io import atomic_write_text
+from tc3d.synthetic import sprites
 
 H, W, FPS, GOP = 240, 320, 25, 12
 BIT_RATE = 400_000

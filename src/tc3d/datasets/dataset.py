@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from tc3d.data.clips import ClipSpec, load_clips
-from tc3d.data.formats import VideoItem
-from tc3d.data.video import VideoReadError
+from tc3d.datasets.formats import VideoItem
+from tc3d.video.clips import ClipSpec, load_clips
+from tc3d.video.decode import VideoReadError
 
 log = logging.getLogger(__name__)
 

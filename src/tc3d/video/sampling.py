@@ -45,7 +45,7 @@ class SamplingConfig:
 
 def _segment_bounds(num_frames: int, segments: int) -> list[tuple[int, int]]:
     edges = np.floor(np.linspace(0, num_frames, segments + 1)).astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _consecutive_clip(start: int, cfg: SamplingConfig, num_frames: int) -> np.ndarray:
@@ -114,18 +114,6 @@ def eval_indices(num_frames: int, cfg: SamplingConfig, protocol: str = "sclips")
             for a, b in bounds
         ]
     )
-
-
-def group_clips(num_clips: int, segments: int) -> list[np.ndarray]:
-    """Split ``num_clips`` time-ordered clips into ``segments`` contiguous groups.
-
-    Used when more clips than segments are scored (``allclips``): each group stands for one
-    segment, so position-aware fusions (weighted, unshared backbones) still see S inputs.
-    """
-    if num_clips >= segments:
-        return np.array_split(np.arange(num_clips), segments)
-    # Fewer clips than segments: reuse the nearest clip for each segment.
-    return [np.array([min(num_clips - 1, s * num_clips // segments)]) for s in range(segments)]
 
 
 def sliding_indices(starts: np.ndarray, cfg: SamplingConfig, num_frames: int) -> np.ndarray:

@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tc3d.io import atomic_write_text
-
-from .synth_sprites import (
+from tc3d.synthetic.sprites import (
     FOOTROOM,
     Sprite,
     background,
@@ -377,12 +376,12 @@ def make_dataset(
     frames, or pairs and pairs_file. ``per_class`` None is the kind's own default; ``classes``
     applies to actions only."""
     if kind == "surveillance":
-        from tc3d.data.synth_surveillance import make_surveillance_dataset
+        from tc3d.synthetic.surveillance import make_surveillance_dataset
 
         s = make_surveillance_dataset(out, per_class or 8, seed, workers, progress)
         extra = {"train": s.train, "test": s.test, "frames": s.frames}
     elif kind == "pairs":
-        from tc3d.data.synth_pairs import make_pairs_dataset
+        from tc3d.synthetic.pairs import make_pairs_dataset
 
         s = make_pairs_dataset(out, per_class or 10, seed, workers, progress)
         extra = {"train": 0, "test": s.videos, "pairs": s.pairs, "pairs_file": str(s.pairs_file)}

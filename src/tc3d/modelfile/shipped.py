@@ -1,6 +1,6 @@
 """Models that ship inside the package: ``--model motion`` and ``--init motion``.
 
-Each is a ``.tc3d`` file beside this module, installed with the package (package data), so a
+Each is a ``.tc3d`` file in ``tc3d/weights/``, installed with the package (package data), so a
 plain ``pip install`` has it and nothing is ever downloaded. ``benchmarks/pretrain_motion.sh``
 remakes ``motion.tc3d``; docs/RESULTS.md records its command, time and learning curve.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+# The files themselves are package data in tc3d/weights/, beside this package.
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Shipped:
 
     @property
     def path(self) -> Path:
-        return HERE / self.file
+        return WEIGHTS / self.file
 
 
 SHIPPED = {
@@ -53,7 +54,7 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def list_models() -> list[dict]:
     """``tc3d models``: name, file, bytes, width, classes, description of each shipped model."""
-    from tc3d.compress.encode import read_tc3d
+    from tc3d.modelfile.tc3dfile import read_tc3d
 
     rows = []
     for model in SHIPPED.values():

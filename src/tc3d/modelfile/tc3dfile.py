@@ -5,7 +5,7 @@ i.e. output channel first): the *gap* before each surviving weight (8 bits for c
 5 for the classifier, as the paper) and the weight's *centroid index*. A gap too long for its
 bits is bridged by filler entries: a filler advances the position by ``2**bits - 1`` and
 stands for a zero weight, so it carries a gap symbol but no centroid index. Both streams are
-Huffman coded (:mod:`tc3d.compress.huffman`) with a table per layer and stream.
+Huffman coded (:mod:`tc3d.modelfile.huffman`) with a table per layer and stream.
 
 File layout (all integers little-endian)::
 
@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.compress import huffman
+from tc3d.errors import TC3DError, first_line
 from tc3d.io import atomic_write_bytes
+from tc3d.modelfile import huffman
 
 MAGIC = b"\x89TC3D\r\n\x1a"
 VERSION = 1
@@ -44,9 +45,9 @@ _FIXED = struct.Struct("<HHI")  # version, reserved, header length
 _DIGEST = 32
 
 
-class Tc3dError(RuntimeError):
+class Tc3dError(TC3DError, RuntimeError):
     """A ``.tc3d`` file that cannot be used; str(e) is one line. (Loading a model through
-    :func:`tc3d.checkpoint.load_model` reports it as a ``CheckpointError``.)"""
+    :func:`tc3d.modelfile.checkpoint.load_model_file` reports it as a ``CheckpointError``.)"""
 
 
 @dataclass
@@ -321,8 +322,7 @@ def read_tc3d(path: str | Path) -> Tc3dFile:
             a = np.frombuffer(_section(payload, d["data"], d["name"]), np.dtype(d["dtype"]))
             dense[d["name"]] = torch.from_numpy(a.reshape(d["shape"]).copy())
     except (KeyError, TypeError, ValueError, IndexError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise Tc3dError(f"{path}: unreadable .tc3d contents ({first})") from None
+        raise Tc3dError(f"{path}: unreadable .tc3d contents ({first_line(e)})") from None
     return Tc3dFile(header, layers, dense, stats, len(raw))
 
 

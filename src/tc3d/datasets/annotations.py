@@ -1,6 +1,6 @@
 """UCF-Crime's anomaly labels: the normal-vs-anomalous task and the temporal annotations.
 
-The classifier sees UCF-Crime as 14 classes (:mod:`tc3d.data.formats`); the anomaly commands
+The classifier sees UCF-Crime as 14 classes (:mod:`tc3d.datasets.formats`); the anomaly commands
 need the paper's two-class view and the frame intervals of ``Temporal_Anomaly_Annotation.txt``
 to score frames.
 """
@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tc3d.data.files import read_lines
-from tc3d.data.formats import CRIME_DIRS, NORMAL, DatasetFormatError, DataSplit, VideoItem
+from tc3d.datasets.files import read_lines
+from tc3d.datasets.formats import CRIME_DIRS, NORMAL, DatasetFormatError, DataSplit, VideoItem
 
 _ANNOTATION_FILES = ("Temporal_Anomaly_Annotation.txt",
                      "Temporal_Anomaly_Annotation_for_Testing_Videos.txt")  # fmt: skip
@@ -71,7 +71,7 @@ def read_temporal_annotations(path: str | Path) -> dict[str, AnomalyAnnotation]:
             )
         nums = [int(p) for p in parts[2:]]
         intervals = []
-        for a, b in zip(nums[::2], nums[1::2]):
+        for a, b in zip(nums[::2], nums[1::2], strict=True):
             if a < 0 and b < 0:
                 continue
             if a < 1 or b < a:

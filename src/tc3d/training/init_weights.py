@@ -3,7 +3,7 @@
 The weights come from a tc3d checkpoint, a ``.tc3d`` file, the name of a shipped model
 (``motion``) or a torchvision-style ``r3d_18`` state dict; every backbone of the new model
 receives them, and a classifier made for another number of classes starts fresh. The files are
-read through :func:`tc3d.checkpoint.read_model_file`, so this module sits beside
+read through :func:`tc3d.modelfile.checkpoint.read_model_file`, so this module sits beside
 ``checkpoint`` rather than in ``models/``, which reads no files.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tc3d.checkpoint import CheckpointError, read_model_file
+from tc3d.modelfile.checkpoint import CheckpointError, read_model_file
 from tc3d.models.tc3d import TC3D
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tc3d.checkpoint import LoadedModel
-from tc3d.data.clips import ClipSpec
-from tc3d.data.formats import VideoItem
+from tc3d.datasets.formats import VideoItem
 from tc3d.infer.engine import Engine
+from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.tc3d import TC3D
+from tc3d.video.clips import ClipSpec
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tc3d.data import synth_sprites as sprites
 from tc3d.io import atomic_write_text
+from tc3d.synthetic import sprites
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _intervals(
     room = n - sum(lengths) - 2 * FPS * (count + 1)
     cuts = np.sort(rng.uniform(0, room, count)).astype(int)
     out, used = [], FPS
-    for cut, length in zip(cuts, lengths):
+    for cut, length in zip(cuts, lengths, strict=True):
         start = FPS + cut + (used - FPS)
         out.append((int(start), int(start + length)))
         used += length + FPS

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from tc3d.data.transforms import MEAN, STD
+from tc3d.video.transforms import MEAN, STD
 
 MOTIONS = ("still", "linear", "accelerating", "ballistic", "circular", "oscillating", "wandering")
 CHANGES = ("none", "scaling", "rotating", "deforming", "appearing", "splitting", "recolouring")
