@@ -4,54 +4,121 @@
 #   bash benchmarks/compare_versions.sh OLD_REV [OUT]      # from the repository root
 #
 # OLD_REV is checked out in a temporary git worktree; both versions run from this venv with
-# PYTHONPATH pointing at their src/. 1) A 40-step training run from scratch on data/synth,
-# then tc3d test (fp32 and int8) and tc3d predict: weights, logs and JSON must be identical
-# (timings aside). 2) tc3d bench (full width, int8, with the baseline) twice per version,
-# interleaved (old, new, old, new) so that the machine's noise hits both alike.
+# PYTHONPATH pointing at their src/. 1) Every command that prints --json runs on both versions
+# with the same inputs: synth (all three kinds), data check, a 40-step training run from
+# scratch, test (fp32, int8, allclips with 10 crops), predict, compress (one-shot and with
+# fine-tuning), inspect, stream, features, similarity, anomaly train/test/score, cam, tag,
+# export, pretrain and models. Their JSON must be identical once timings and the side's own
+# paths are taken out, the synthetic videos byte for byte, the weights and training logs
+# bit for bit. (demo and serve are left out: demo is these commands in sequence and takes
+# eight minutes; serve prints no JSON and is covered by the browser tests.)
+# 2) tc3d bench (full width, int8, with the baseline) twice per version, interleaved
+# (old, new, old, new) so that the machine's noise hits both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: compare_versions.sh OLD_REV [OUT]}
-OUT=${2:-runs/compare}
+OUT=$(realpath -m "${2:-runs/compare}")
 PY=${PY:-.venv/bin/python}
-DATA=${DATA:-data/synth}
+[[ $PY = /* ]] || PY=$PWD/$PY  # absolute (commands run in the side's folder), link kept
+BENCH=${BENCH:-1}  # BENCH=0 skips the timing part
 mkdir -p "$OUT"
-[ -d "$DATA" ] || $PY -m tc3d synth "$DATA" --per-class 24 --seed 0
 tree=$(mktemp -d)
 git worktree add -q --detach "$tree" "$OLD"
 trap 'git worktree remove --force "$tree"' EXIT
 src() { if [ "$1" = old ]; then echo "$tree/src"; else echo "$PWD/src"; fi; }
-videos=("$DATA"/*/*.avi)
-video1=${videos[0]}
-video2=${videos[-1]}
 
 for side in old new; do
-  o="$OUT/$side"; rm -rf "$o"; mkdir -p "$o"
-  run() { PYTHONPATH=$(src $side) $PY -m tc3d "$@" 2>>"$o/stderr"; }
-  run train --data "$DATA" --out "$o/run" --init scratch --width 0.25 --crop 64 --iters 40 \
-    --eval-every 40 --seed 0 --json | tail -1 > "$o/train.json"
-  run test --model "$o/run/last.pt" --data "$DATA" --json | tail -1 > "$o/test.json"
-  run test --model "$o/run/last.pt" --data "$DATA" --precision int8 --json | tail -1 \
-    > "$o/test_int8.json"
-  run predict "$video1" "$video2" --model "$o/run/last.pt" --json | tail -1 > "$o/predict.json"
+  o="$OUT/$side"; rm -rf "$o"; mkdir -p "$o/json"
+  echo "== $side: $(src $side)" >&2
+  run() {  # run NAME ARGS...: the command's last stdout line goes to json/NAME.json
+    local name=$1; shift
+    (cd "$o" && PYTHONPATH=$(src $side) $PY -m tc3d "$@" --json 2>>"$o/stderr" | tail -1 \
+      > "json/$name.json") || echo "$side: $name exited $?" >&2
+  }
+  run synth synth data --per-class 4 --seed 0
+  run synth_surveillance synth surv --kind surveillance --per-class 2 --seed 0
+  run synth_pairs synth pairs --kind pairs --per-class 10 --seed 0
+  (cd "$o" && find data surv pairs -type f | sort | xargs sha256sum > videos.sha256)
+  run data_check data check --data data
+  run train train --data data --out run --init scratch --width 0.25 --crop 64 --iters 40 \
+    --eval-every 40 --seed 0
+  run test test --model run/last.pt --data data
+  run test_int8 test --model run/last.pt --data data --precision int8
+  run test_allclips test --model run/last.pt --data data --protocol allclips --crops 10
+  (cd "$o" && ls data/*/*.avi | head -3 > three.txt)
+  mapfile -t three < "$o/three.txt"
+  run predict predict "${three[@]}" --model run/last.pt
+  run compress_oneshot compress --model run/last.pt --out oneshot.tc3d
+  run compress compress --model run/last.pt --out run.tc3d --data data --epochs 0.25
+  run inspect inspect run.tc3d
+  (cd "$o" && PYTHONPATH=$(src $side) $PY -m tc3d stream "${three[0]}" --model run/last.pt \
+    --json 2>>stderr > json/stream.jsonl) || echo "$side: stream failed" >&2
+  run features features --model run/last.pt --data data --layer pool5 --out feats.npz
+  run similarity similarity --model motion --pairs pairs/pairs.txt --videos pairs
+  run anomaly_train anomaly train --data surv --out anomaly --iters 20 --eval-every 20 --seed 0
+  run anomaly_test anomaly test --model anomaly/last.pt --data surv
+  surv_video=$(cd "$o" && ls surv/*/*.mp4 surv/*/*.avi 2>/dev/null | head -1)
+  run anomaly_score anomaly score "$surv_video" --model anomaly/last.pt --plot score.png
+  run cam cam "${three[0]}" --model run/last.pt --out cam
+  run tag tag data --model run/last.pt --out tags.csv
+  run export export --model run/last.pt --format onnx --out model.onnx
+  run pretrain pretrain --out pre --width 0.25 --iters 6 --batch-size 4 --eval-every 6 \
+    --workers 1 --seed 0
+  run models models
 done
+
 $PY - "$OUT" <<'PY'
 import json, re, sys
 from pathlib import Path
+import numpy as np
 import torch
+
 out = Path(sys.argv[1])
-def strip(d):  # timings and paths differ by construction
+TIMING = re.compile(r"(^|_)(seconds|fps|latency|per_s|_ms|calibration)|^(seconds|fps)$|_s$")
+
+
+def strip(d, side):
+    """Timings, and this side's own folder in paths, differ by construction."""
     if isinstance(d, dict):
-        return {k: strip(v) for k, v in d.items() if k not in ("seconds", "fps", "model", "file", "calibration")}
-    return [strip(x) for x in d] if isinstance(d, list) else d
-for name in ("test", "test_int8", "predict"):
-    a, b = (strip(json.loads((out / s / f"{name}.json").read_text())) for s in ("old", "new"))
-    print(f"{name}: {'identical' if a == b else 'DIFFERENT'}")
-a, b = (torch.load(out / s / "run" / "last.pt", weights_only=False)["model"] for s in ("old", "new"))
-print("weights:", "identical" if all(torch.equal(a[k], b[k]) for k in a) else "DIFFERENT")
-logs = [re.sub(r'"seconds": [0-9.e-]+', "", (out / s / "run" / "log.jsonl").read_text()) for s in ("old", "new")]
-print("training log:", "identical" if logs[0] == logs[1] else "DIFFERENT")
+        return {k: strip(v, side) for k, v in d.items() if not TIMING.search(k)}
+    if isinstance(d, list):
+        return [strip(x, side) for x in d]
+    if isinstance(d, str):
+        return d.replace(str(out / side), "SIDE")
+    return d
+
+
+def load(side, name):
+    path = out / side / "json" / name
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+    return [strip(json.loads(ln), side) for ln in lines]
+
+
+names = sorted(p.name for p in (out / "new" / "json").iterdir())
+bad = 0
+for name in names:
+    a, b = load("old", name), load("new", name)
+    same = bool(a) and a == b
+    bad += not same
+    print(f"{name.rsplit('.', 1)[0]:20s} {'identical' if same else 'DIFFERENT' if a and b else 'MISSING'}")
+hashes = [(out / s / "videos.sha256").read_text() for s in ("old", "new")]
+print(f"{'synthetic videos':20s} {'identical' if hashes[0] == hashes[1] else 'DIFFERENT'}")
+for run in ("run", "anomaly", "pre"):
+    a, b = (torch.load(out / s / run / "last.pt", weights_only=False)["model"] for s in ("old", "new"))
+    same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logs = [re.sub(r'"seconds": [0-9.e-]+', "", (out / s / run / "log.jsonl").read_text())
+            for s in ("old", "new")]  # fmt: skip
+    print(f"{run + ' weights':20s} {'identical' if same else 'DIFFERENT'}")
+    print(f"{run + ' log':20s} {'identical' if logs[0] == logs[1] else 'DIFFERENT'}")
+fa, fb = (np.load(out / s / "feats.npz") for s in ("old", "new"))
+same = all(np.array_equal(fa[k], fb[k]) for k in fa.files) and fa.files == fb.files
+print(f"{'feature file':20s} {'identical' if same else 'DIFFERENT'}")
+for f in ("run.tc3d", "oneshot.tc3d", "tags.csv"):
+    same = (out / "old" / f).read_bytes() == (out / "new" / f).read_bytes()
+    print(f"{f:20s} {'identical' if same else 'DIFFERENT'}")
 PY
 
+[ "$BENCH" = 0 ] && exit 0
 lscpu | grep "^Model name"
 for r in 1 2; do
   for side in old new; do
