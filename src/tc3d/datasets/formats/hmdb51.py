@@ -1,18 +1,17 @@
-"""HMDB51 as it ships: one ``<class>_test_split<N>.txt`` per class, lines ``<video>.avi <0|1|2>``."""
+"""HMDB51 as it ships: one ``<class>_test_split<N>.txt`` per class, with lines
+``<video>.avi <0|1|2>`` (1 train, 2 test, 0 unused); class names keep their underscores.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tc3d.datasets.files import read_lines
-from tc3d.datasets.formats.split import (
-    DatasetFormatError,
-    DataSplit,
-    Entry,
-    Finder,
-    find_split_dir,
-    make_split,
-)
+from tc3d.datasets.formats.split import DatasetFormatError, Finder, find_split_dir, make_split
+
+if TYPE_CHECKING:
+    from tc3d.datasets.formats.split import DataSplit, Entry
 
 DIRS = ("splits", "testTrainMulti_7030_splits")  # where the split files are, relative to ROOT
 

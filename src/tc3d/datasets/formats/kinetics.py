@@ -7,15 +7,12 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tc3d.datasets.files import is_video, walk
-from tc3d.datasets.formats.split import (
-    DatasetFormatError,
-    DataSplit,
-    Entry,
-    find_split_dir,
-    make_split,
-)
+from tc3d.datasets.formats.split import DatasetFormatError, find_split_dir, make_split, videos_under
+
+if TYPE_CHECKING:
+    from tc3d.datasets.formats.split import DataSplit, Entry
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +46,7 @@ def load(root: Path, split: int, sdir: Path | None) -> DataSplit:
             "%s has %d labels train.csv lacks", test_file, len(classes) - len(train_labels)
         )
     index = {c: i for i, c in enumerate(classes)}
-    clips: dict[str, Path] = {}
-    for dirpath, _, files in walk(root):
-        for f in files:
-            if is_video(f):
-                clips.setdefault(Path(f).stem, dirpath / f)
+    clips = videos_under(root, lambda name: Path(name).stem)
 
     def entries(rows: list[tuple[str, str, str]]) -> list[Entry]:
         out: list[Entry] = []

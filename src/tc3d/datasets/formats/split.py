@@ -8,10 +8,11 @@ because real copies of these sets (Kinetics above all) are always a little incom
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tc3d.datasets.files import subdirs
+from tc3d.datasets.files import is_video, subdirs, walk
 from tc3d.errors import TC3DError
 
 INT = re.compile(r"[+-]?\d+")
@@ -89,3 +90,14 @@ class Finder:
                         self._index.setdefault(f"{sub.name}/{f.name}".lower(), f)
         hit = self._index.get(rel.lower())
         return (hit, True) if hit else (self.bases[0] / rel, False)
+
+
+def videos_under(root: Path, key: Callable[[str], str]) -> dict[str, Path]:
+    """Every video file below ``root`` by ``key(file name)``, the first one walked winning:
+    Kinetics and UCF-Crime downloads spread their clips over folders their lists do not name."""
+    index: dict[str, Path] = {}
+    for dirpath, _, files in walk(root):
+        for f in files:
+            if is_video(f):
+                index.setdefault(key(f), dirpath / f)
+    return index

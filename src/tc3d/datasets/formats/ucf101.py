@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tc3d.datasets.files import read_lines
-from tc3d.datasets.formats.split import (
-    INT,
-    DatasetFormatError,
-    DataSplit,
-    Entry,
-    Finder,
-    find_split_dir,
-    make_split,
-)
+from tc3d.datasets.formats.split import INT, DatasetFormatError, Finder, find_split_dir, make_split
+
+if TYPE_CHECKING:
+    from tc3d.datasets.formats.split import DataSplit, Entry
 
 logger = logging.getLogger(__name__)
 

@@ -5,15 +5,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tc3d.datasets.files import is_video, read_lines, walk
-from tc3d.datasets.formats.split import (
-    DatasetFormatError,
-    DataSplit,
-    Entry,
-    find_split_dir,
-    make_split,
-)
+from tc3d.datasets.files import read_lines
+from tc3d.datasets.formats.split import DatasetFormatError, find_split_dir, make_split, videos_under
+
+if TYPE_CHECKING:
+    from tc3d.datasets.formats.split import DataSplit, Entry
 
 CRIME_DIRS = (  # where the split files are, relative to ROOT
     ".",
@@ -55,11 +53,7 @@ def load(root: Path, split: int, sdir: Path | None) -> DataSplit:
             if p.is_file():
                 return p, True
         if by_name is None:
-            by_name = {}
-            for dirpath, _, files in walk(root):
-                for f in files:
-                    if is_video(f):
-                        by_name.setdefault(f.lower(), dirpath / f)
+            by_name = videos_under(root, str.lower)
         hit = by_name.get(name.lower())
         return (hit, True) if hit else (root / folder / name, False)
 
