@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import av
 import numpy as np
@@ -102,6 +103,27 @@ def test_same_seed_same_bytes_for_any_worker_count(dataset, tmp_path):
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     for rel in files:
         assert (root / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_rerun_renders_only_the_missing_videos(dataset, tmp_path):
+    """The one resume rule: a video file that exists is whole (writes are atomic) and is kept."""
+    root, summary, _ = dataset
+    shutil.copytree(root, tmp_path, dirs_exist_ok=True)
+    videos = sorted(tmp_path.glob("*/*.avi"))
+    gone, kept = videos[0], videos[1:]
+    first = gone.read_bytes()
+    gone.unlink()
+    kept[0].write_bytes(b"kept as it is")  # stands for a finished video: not opened, not redone
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    calls = []
+    again = make_synthetic_dataset(
+        tmp_path, CLASSES, PER_CLASS, SEED, workers=1, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(summary.videos, summary.videos)]  # the kept ones count as done
+    assert gone.read_bytes() == first
+    assert {p: p.stat().st_mtime_ns for p in kept} == stamps
+    assert kept[0].read_bytes() == b"kept as it is"
+    assert (again.videos, again.train, again.test) == (summary.videos, summary.train, summary.test)
 
 
 def test_seed_changes_bytes_and_rewrite_overwrites(tmp_path):

@@ -14,16 +14,19 @@ folds 1-10, half of each fold "same".
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tc3d.io import atomic_write_text
 from tc3d.synthetic import sprites
+from tc3d.synthetic.pool import render_all
+
+if TYPE_CHECKING:
+    from tc3d.progress import Progress
 
 H, W, FPS, GOP = 240, 320, 25, 12
 BIT_RATE = 400_000
@@ -101,11 +104,7 @@ def render_pair_video(spec: PairVideoSpec) -> Iterator[np.ndarray]:
     radius = rng.uniform(40, 48) if shape == "athlete" else rng.uniform(26, 38)
     sprite = sprites.Sprite(shape, radius, sprites.sprite_colour(rng))
     xs, ys, angles = _motion(spec.action, spec.frames, rng)
-    noise = rng.normal(0, rng.uniform(2, 5), (H + 32, W + 32))
-    noise = (
-        np.clip(np.round(noise), -sprites.FOOTROOM, sprites.FOOTROOM) + sprites.FOOTROOM
-    ).astype(np.uint8)
-    at = rng.integers(0, 33, (spec.frames, 2))
+    noise, at = sprites.noise_bank(rng, (2, 5), H, W, spec.frames)
     for t in range(spec.frames):
         frame = np.empty((H * 3 // 2, W), np.uint8)
         y = frame[:H]
@@ -171,11 +170,12 @@ def make_pairs_dataset(
     per_class: int = 10,
     seed: int = 0,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     pairs_per_fold: int = 30,
     frames: tuple[int, int] = (48, 121),
 ) -> PairsSummary:
-    """Render ``per_class`` videos of each new action and write ``pairs.txt``."""
+    """Render ``per_class`` videos of each new action and write ``pairs.txt``; videos already
+    on disk are kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2 (a 'same' pair needs two), got {per_class}")
     root = Path(out).resolve()
@@ -186,22 +186,7 @@ def make_pairs_dataset(
     ]
     for a in ACTIONS:
         (root / a).mkdir(parents=True, exist_ok=True)
-    todo = [s for s in specs if not (root / s.rel).exists()]
-    done = len(specs) - len(todo)
-    if workers <= 1 or len(todo) < 2:
-        for s in todo:
-            write_pair_video(s, root / s.rel)
-            done += 1
-            if progress:
-                progress(done, len(specs))
-    else:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            for fut in as_completed([pool.submit(write_pair_video, s, root / s.rel) for s in todo]):
-                fut.result()
-                done += 1
-                if progress:
-                    progress(done, len(specs))
+    render_all(write_pair_video, [(s, root / s.rel) for s in specs], workers, progress)
     pairs = make_pairs(specs, seed, pairs_per_fold)
     lines = "".join(f"{a} {b} {same} {fold}\n" for a, b, same, fold in pairs)
     atomic_write_text(lines, root / "pairs.txt")

@@ -4,7 +4,7 @@ Frames are composed directly in yuv420p (BT.601, limited range, as FFmpeg conver
 halves the pixels to blend and spares the encoder a colour conversion. Shapes are signed
 distance functions, so a sprite at any angle is a lookup on a small patch, and only that patch
 of the frame is touched. Used by the three synthetic sets (:mod:`tc3d.synthetic.synth`,
-``synth_surveillance``, ``synth_pairs``).
+:mod:`tc3d.synthetic.surveillance`, :mod:`tc3d.synthetic.pairs`).
 """
 
 from __future__ import annotations
@@ -217,6 +217,17 @@ def soft_blob(radius: float, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
     g = np.arange(-k, k, dtype=np.float32) + 0.5
     alpha = 0.65 * np.exp(-(g[None, :] ** 2 + g[:, None] ** 2) / (2 * (0.6 * radius) ** 2))
     return layer(alpha.astype(np.float32), np.ones_like(alpha, dtype=np.float32), rgb)
+
+
+def noise_bank(
+    rng: np.random.Generator, sigma: tuple[float, float], h: int, w: int, frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sensor noise drawn once per video: an ``(h + 32, w + 32)`` bank of uint8 luma offsets
+    ``0..2 * FOOTROOM`` (its standard deviation drawn from ``sigma``) and, per frame, where to
+    crop it, ``(frames, 2)``: far cheaper than new noise per frame, and added without a clip."""
+    noise = rng.normal(0, rng.uniform(*sigma), (h + 32, w + 32))
+    bank = (np.clip(np.round(noise), -FOOTROOM, FOOTROOM) + FOOTROOM).astype(np.uint8)
+    return bank, rng.integers(0, 33, (frames, 2))
 
 
 def sprite_colour(rng: np.random.Generator, hue: tuple[float, float] = (0, 6)) -> np.ndarray:

@@ -21,19 +21,19 @@ own seed, so the output is identical for any worker count.
 
 from __future__ import annotations
 
-import logging
-import multiprocessing as mp
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tc3d.io import atomic_write_text
 from tc3d.synthetic import sprites
+from tc3d.synthetic.pool import render_all
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from tc3d.progress import Progress
 
 H, W, FPS, GOP = 120, 160, 25, 12
 BIT_RATE = 250_000
@@ -137,29 +137,33 @@ def _stop(x: np.ndarray, a: int, b: int, d: int, speed: float) -> None:
     x[b:] = (x[a] + 30 + d * speed * rest) % (W + 60) - 30
 
 
-def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
-    """Yield the video's frames as yuv420p arrays ``(H * 3 // 2, W)`` uint8."""
-    cam = sprites.keyed_rng(spec.seed, "camera", spec.camera)
-    bg_y, bg_c = sprites.background(cam, H, W)
-    rng = sprites.keyed_rng(spec.seed, spec.event, spec.number, "render")
-    n = spec.frames
-    in_event = np.zeros(n, bool)
-    for a, b in spec.intervals:
-        in_event[a:b] = True
-    first = spec.intervals[0] if spec.intervals else None
+# A walker, as drawn: its sprite and its per-frame x, y and angle (event builders edit these).
+_Person = tuple[sprites.Sprite, np.ndarray, np.ndarray, np.ndarray]
+# Drawn on event frames only: (luma plane, chroma planes, frame index).
+_Extra = Callable[[np.ndarray, np.ndarray, int], None]
 
-    # Normal activity: 1-3 walkers and 1-2 drifting blobs, in every video alike.
-    people = []  # [sprite, x, y, angle]
+
+def _people(spec: SurveillanceSpec, rng: np.random.Generator) -> list[_Person]:
+    """Normal activity: 1-3 walkers; in a Falling or Fighting video the first one stands in
+    view when the event starts and halts there through each event."""
+    n, first = spec.frames, spec.intervals[0] if spec.intervals else None
+    acts = spec.event in ("Falling", "Fighting")
+    people = []
     for k in range(int(rng.integers(1, 4))):
         radius, speed, ground = rng.uniform(10, 14), rng.uniform(0.5, 1.2), rng.uniform(60, 98)
         x_at = None
-        if k == 0 and spec.event in ("Falling", "Fighting") and first:
+        if k == 0 and acts and first:
             x_at = (first[0], rng.uniform(55, 105))  # the event happens in view
         x, y, ang, d = _walker_track(rng, n, speed, ground, x_at)
-        if k == 0 and spec.event in ("Falling", "Fighting"):
+        if k == 0 and acts:
             for a, b in spec.intervals:
                 _stop(x, a, b, d, speed)
         people.append((sprites.Sprite("athlete", radius, sprites.sprite_colour(rng)), x, y, ang))
+    return people
+
+
+def _blobs(rng: np.random.Generator) -> list[tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]]:
+    """1-2 soft blobs drifting slowly: (layer, start, velocity per frame)."""
     blobs = []
     for _ in range(int(rng.integers(1, 3))):
         layer = sprites.soft_blob(
@@ -168,59 +172,80 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
         heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.6)
         vel = speed * np.array([np.cos(heading), np.sin(heading)])
         blobs.append((layer, rng.uniform((0, 0), (W, H)), vel))
+    return blobs
 
-    extras: list[Callable] = []  # drawn on event frames only: (luma, chroma, frame index)
-    if spec.event == "Falling":  # topples over 8 frames, lies twitching, gets up
-        _, x, y, ang = people[0]
-        r = people[0][0].half / 1.1
-        for a, b in spec.intervals:
-            i = np.arange(b - a)
-            tip = np.clip(i / 8.0, 0, 1) * np.clip((b - a - i) / 8.0, 0, 1)
-            ang[a:b] = 90 * int(rng.choice([-1, 1])) * tip + 4 * rng.normal(size=b - a) * (
-                tip > 0.99
-            )
-            y[a:b] = y[a] + 0.55 * r * tip
-    elif spec.event == "Fighting":  # a second person appears; both jitter and twist
-        _, x, y, ang = people[0]
-        other = sprites.Sprite("athlete", people[0][0].half / 1.1, sprites.sprite_colour(rng))
-        jitter, twist = rng.normal(0, 3.0, (n, 4)), rng.uniform(-40, 40, (n, 2))
-        gap = people[0][0].half * 0.8
-        for a, b in spec.intervals:
-            x[a:b] += jitter[a:b, 0]
-            y[a:b] += jitter[a:b, 1]
-            ang[a:b] = twist[a:b, 0]
 
-        def fight(yp, cp, t, x=x, y=y, other=other, jitter=jitter, twist=twist, gap=gap):
-            sprites.blend(
-                yp, cp, other.layer(twist[t, 1]), x[t] + gap + jitter[t, 2], y[t] + jitter[t, 3]
-            )
+def _falling(spec: SurveillanceSpec, rng: np.random.Generator, people: list[_Person]):
+    """The first walker topples over 8 frames, lies twitching, gets up."""
+    sprite, _, y, ang = people[0]
+    r = sprite.half / 1.1
+    for a, b in spec.intervals:
+        i = np.arange(b - a)
+        tip = np.clip(i / 8.0, 0, 1) * np.clip((b - a - i) / 8.0, 0, 1)
+        sense = 90 * int(rng.choice([-1, 1]))
+        ang[a:b] = sense * tip + 4 * rng.normal(size=b - a) * (tip > 0.99)
+        y[a:b] = y[a] + 0.55 * r * tip
+    return []
 
-        extras.append(fight)
-    elif spec.event == "Arson":  # 3-5 hot blobs, new sizes and places every frame
-        fx, fy, fire_seed = rng.uniform(50, 110), rng.uniform(50, 95), int(rng.integers(2**31))
 
-        def fire(yp, cp, t, fx=fx, fy=fy, fire_seed=fire_seed):
-            f = np.random.default_rng([fire_seed, t])
-            for _ in range(int(f.integers(3, 6))):
-                colour = np.array([255.0, f.uniform(90, 220), f.uniform(0, 60)])
-                layer = sprites.soft_blob(f.uniform(4, 10), colour)
-                sprites.blend(yp, cp, layer, fx + f.normal(0, 4), fy - f.uniform(0, 12))
+def _fighting(spec: SurveillanceSpec, rng: np.random.Generator, people: list[_Person]):
+    """A second person appears beside the first; both jitter and twist every frame."""
+    sprite, x, y, ang = people[0]
+    other = sprites.Sprite("athlete", sprite.half / 1.1, sprites.sprite_colour(rng))
+    jitter, twist = rng.normal(0, 3.0, (spec.frames, 4)), rng.uniform(-40, 40, (spec.frames, 2))
+    gap = sprite.half * 0.8
+    for a, b in spec.intervals:
+        x[a:b] += jitter[a:b, 0]
+        y[a:b] += jitter[a:b, 1]
+        ang[a:b] = twist[a:b, 0]
 
-        extras.append(fire)
-    elif spec.event == "Abandonment":  # a bag on the ground, nobody near it
-        bag = sprites.Sprite("box", rng.uniform(7, 9), sprites.sprite_colour(rng) * 0.7)
-        bx, by = rng.uniform(50, 110), rng.uniform(70, 100)
+    def fight(yp, cp, t):
+        layer = other.layer(twist[t, 1])
+        sprites.blend(yp, cp, layer, x[t] + gap + jitter[t, 2], y[t] + jitter[t, 3])
 
-        def left(yp, cp, t, bag=bag, bx=bx, by=by):
-            sprites.blend(yp, cp, bag.layer(0), bx, by)
+    return [fight]
 
-        extras.append(left)
 
-    noise = rng.normal(0, rng.uniform(2, 4), (H + 32, W + 32))
-    noise = (
-        np.clip(np.round(noise), -sprites.FOOTROOM, sprites.FOOTROOM) + sprites.FOOTROOM
-    ).astype(np.uint8)
-    noise_at = rng.integers(0, 33, (n, 2))
+def _arson(spec: SurveillanceSpec, rng: np.random.Generator, people: list[_Person]):
+    """3-5 hot blobs, new sizes and places every frame."""
+    fx, fy, fire_seed = rng.uniform(50, 110), rng.uniform(50, 95), int(rng.integers(2**31))
+
+    def fire(yp, cp, t):
+        f = np.random.default_rng([fire_seed, t])
+        for _ in range(int(f.integers(3, 6))):
+            colour = np.array([255.0, f.uniform(90, 220), f.uniform(0, 60)])
+            layer = sprites.soft_blob(f.uniform(4, 10), colour)
+            sprites.blend(yp, cp, layer, fx + f.normal(0, 4), fy - f.uniform(0, 12))
+
+    return [fire]
+
+
+def _abandonment(spec: SurveillanceSpec, rng: np.random.Generator, people: list[_Person]):
+    """A bag on the ground, nobody near it."""
+    bag = sprites.Sprite("box", rng.uniform(7, 9), sprites.sprite_colour(rng) * 0.7)
+    bx, by = rng.uniform(50, 110), rng.uniform(70, 100)
+    return [lambda yp, cp, t: sprites.blend(yp, cp, bag.layer(0), bx, by)]
+
+
+_EVENT_DRAWING: dict[str, Callable[..., list[_Extra]]] = {
+    "Falling": _falling,
+    "Fighting": _fighting,
+    "Arson": _arson,
+    "Abandonment": _abandonment,
+}
+
+
+def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
+    """Yield the video's frames as yuv420p arrays ``(H * 3 // 2, W)`` uint8."""
+    bg_y, bg_c = sprites.background(sprites.keyed_rng(spec.seed, "camera", spec.camera), H, W)
+    rng = sprites.keyed_rng(spec.seed, spec.event, spec.number, "render")
+    n = spec.frames
+    in_event = np.zeros(n, bool)
+    for a, b in spec.intervals:
+        in_event[a:b] = True
+    people, blobs = _people(spec, rng), _blobs(rng)
+    extras = _EVENT_DRAWING[spec.event](spec, rng, people) if spec.event in _EVENT_DRAWING else []
+    noise, noise_at = sprites.noise_bank(rng, (2, 4), H, W, n)
     light = 6 * np.sin(2 * np.pi * np.arange(n) / rng.uniform(300, 900) + rng.uniform(0, 6))
     for t in range(n):
         frame = np.empty((H * 3 // 2, W), np.uint8)
@@ -229,13 +254,12 @@ def render_surveillance(spec: SurveillanceSpec) -> Iterator[np.ndarray]:
         y = np.clip(luma, 0, 255).astype(np.uint8)
         c = bg_c.copy()
         for layer, start, vel in blobs:
-            bx_, by_ = start + vel * t
-            sprites.blend(y, c, layer, bx_ % W, by_ % H)
+            bx, by = start + vel * t
+            sprites.blend(y, c, layer, bx % W, by % H)
         for sprite, x, yy, ang in people:
             sprites.blend(y, c, sprite.layer(ang[t]), x[t], yy[t])
-        if in_event[t]:
-            for draw in extras:
-                draw(y, c, t)
+        for draw in extras if in_event[t] else ():
+            draw(y, c, t)
         frame[:H] = y
         sprites.put_chroma(frame, c)
         yield frame
@@ -273,38 +297,22 @@ def make_surveillance_dataset(
     per_class: int = 8,
     seed: int = 0,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     seconds: tuple[float, float] = SECONDS,
     event_seconds: tuple[float, float] = EVENT_SECONDS,
 ) -> SurveillanceSummary:
-    """Write the surveillance set to ``out`` in UCF-Crime layout; videos already on
-    disk are kept, so an interrupted run resumes."""
+    """Write the surveillance set to ``out`` in UCF-Crime layout; videos already on disk are
+    kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
     root = Path(out).resolve()
     specs = plan_surveillance(per_class, seed, seconds, event_seconds)
     for s in specs:
         (root / s.rel).parent.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in sorted(specs, key=lambda s: -s.frames) if not (root / s.rel).exists()]
-    total, done = len(specs), len(specs) - len(todo)
-    if workers <= 1:
-        for s in todo:
-            write_surveillance_video(s, root / s.rel)
-            done += 1
-            if progress:
-                progress(done, total)
-    else:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max(1, min(workers, len(todo) or 1)), mp_context=ctx) as pool:
-            futures = [pool.submit(write_surveillance_video, s, root / s.rel) for s in todo]
-            for fut in as_completed(futures):
-                fut.result()
-                done += 1
-                if progress:
-                    progress(done, total)
+    render_all(write_surveillance_video, [(s, root / s.rel) for s in specs], workers, progress)
     train = [s.rel for s in specs if s.train]
     test = [s for s in specs if not s.train]
     _write_lines(root / "Anomaly_Train.txt", train)
     _write_lines(root / "Anomaly_Test.txt", [s.rel for s in test])
     _write_lines(root / "Temporal_Anomaly_Annotation.txt", [annotation_line(s) for s in test])
     return SurveillanceSummary(
-        root, total, ["Normal", *EVENTS], len(train), len(test), sum(s.frames for s in specs)
+        root, len(specs), ["Normal", *EVENTS], len(train), len(test), sum(s.frames for s in specs)
     )

@@ -22,18 +22,16 @@ count.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import multiprocessing as mp
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tc3d.io import atomic_write_text
+from tc3d.synthetic.pool import render_all
 from tc3d.synthetic.sprites import (
     FOOTROOM,
     Sprite,
@@ -41,12 +39,14 @@ from tc3d.synthetic.sprites import (
     blend,
     encode_yuv420,
     keyed_rng,
+    noise_bank,
     put_chroma,
     soft_blob,
     sprite_colour,
 )
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from tc3d.progress import Progress
 
 H, W, FPS, GOP = 240, 320, 25, 12
 BIT_RATE = 400_000  # ~200 kB per 100 frames: small files, sprites stay crisp
@@ -230,9 +230,7 @@ def render_video(spec: VideoSpec) -> Iterator[np.ndarray]:
         heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.0)
         vel = speed * np.array([np.cos(heading), np.sin(heading)])
         blobs.append((layer, rng.uniform((0, 0), (W, H)), vel))
-    noise = rng.normal(0, rng.uniform(2, 5), (H + 32, W + 32))  # a bank, cropped per frame
-    noise = (np.clip(np.round(noise), -NOISE_MAX, NOISE_MAX) + NOISE_MAX).astype(np.uint8)
-    noise_at = rng.integers(0, 33, (n, 2))
+    noise, noise_at = noise_bank(rng, (2, 5), H, W, n)
     shake = np.zeros((n, 2))
     for t in range(1, n):  # mean-reverting random walk, a few pixels
         shake[t] = np.clip(0.85 * shake[t - 1] + rng.normal(0, 1.2, 2), -PAD + 1, PAD - 1)
@@ -319,33 +317,17 @@ def make_synthetic_dataset(
     per_class: int = 16,
     seed: int = 0,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> SynthSummary:
-    """Write the synthetic set to ``out`` in UCF101 layout and return what was written."""
+    """Write the synthetic set to ``out`` in UCF101 layout and return what was written; videos
+    already on disk are kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
     root = Path(out).resolve()
     names = class_names(classes)
     specs = plan_videos(names, per_class, seed)
     for cls in names:
         (root / cls).mkdir(parents=True, exist_ok=True)
     (root / "splits").mkdir(parents=True, exist_ok=True)
-    jobs = sorted(specs, key=lambda s: -s.frames)  # longest first balances the pool
-    start, total, frames = time.perf_counter(), len(specs), 0
-    if workers <= 1:
-        for done, spec in enumerate(jobs, 1):
-            frames += write_video(spec, root / spec.cls / spec.name)
-            if progress:
-                progress(done, total)
-    else:
-        ctx = mp.get_context("spawn")  # fork is unsafe once torch has started its threads
-        with ProcessPoolExecutor(min(workers, total), mp_context=ctx) as pool:
-            futures = [pool.submit(write_video, s, root / s.cls / s.name) for s in jobs]
-            for done, fut in enumerate(as_completed(futures), 1):
-                frames += fut.result()
-                if progress:
-                    progress(done, total)
-    seconds = time.perf_counter() - start
-    fps = frames / max(seconds, 1e-9)
-    log.info("wrote %d videos, %d frames in %.1fs (%.0f frames/s)", total, frames, seconds, fps)
+    render_all(write_video, [(s, root / s.cls / s.name) for s in specs], workers, progress)
 
     n_test = max(1, round(len(_group_sizes(per_class)) / 4))  # about a quarter, at least one
     rel = {s: f"{s.cls}/{s.name}" for s in specs}
@@ -356,7 +338,7 @@ def make_synthetic_dataset(
     _write_text(root / "splits" / "testlist01.txt", test)
     tiers = {t: [c for c in names if CLASS_TIERS[c] == t] for t in TIERS}
     atomic_write_text(json.dumps(tiers, indent=2) + "\n", root / "tiers.json")
-    return SynthSummary(root, total, names, len(train), len(test), tiers)
+    return SynthSummary(root, len(specs), names, len(train), len(test), tiers)
 
 
 def make_dataset(
@@ -366,7 +348,7 @@ def make_dataset(
     per_class: int | None = None,
     seed: int = 0,
     workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """``tc3d synth --kind KIND``: write one synthetic data set; what was written as plain data.
 
