@@ -179,6 +179,14 @@ class OpenVideo:
         return float(DEFAULT_FPS if self.container is None else frame_rate(self.stream))
 
     @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` from the header (a frame folder: its first image)."""
+        if self.container is None:
+            return self.info.width, self.info.height
+        codec = self.stream.codec_context
+        return codec.width, codec.height
+
+    @property
     def info(self) -> VideoInfo:
         """Frame count, frame rate and size, from the header where it has them (no decoding)."""
         if self._info is None:
