@@ -153,6 +153,40 @@ class VideoScores:
     labels: np.ndarray  # per frame, 0/1
     anomalous: bool  # video-level ground truth
 
+    def summary(self) -> dict:
+        """The video's entry under ``per_video``."""
+        return {
+            "video": str(self.path),
+            "anomalous": self.anomalous,
+            "frames": len(self.scores),
+            "mean_score": float(self.scores.mean()),
+            "max_score": float(self.scores.max()),
+            "frame_auc": auc(self.labels, self.scores),
+        }
+
+
+def _score_test_videos(
+    model: Model, items, annotations: dict, stride: int | None, progress: Progress | None
+) -> tuple[list[VideoScores], list[dict]]:
+    """Per-frame scores and labels of each test video, and the videos skipped with a reason."""
+    scored: list[VideoScores] = []
+    skipped: list[dict] = []
+    for i, item in enumerate(items):
+        normal = item.label == 0 or is_normal_folder(item.path.parent.name)
+        note = annotations.get(item.path.name)
+        if note is None and not normal:
+            skipped.append({"path": str(item.path), "error": "not in the annotation file"})
+        else:
+            try:
+                scores = frame_scores(model, item.path, stride)
+            except VideoReadError as e:
+                skipped.append({"path": str(item.path), "error": e.reason})
+            else:
+                labels = frame_labels(len(scores), note.intervals if note else ())
+                scored.append(VideoScores(item.path, scores, labels, not normal))
+        report(progress, i + 1, len(items))
+    return scored, skipped
+
 
 def evaluate_anomaly(
     model: Model,
@@ -178,22 +212,7 @@ def evaluate_anomaly(
     annotations = read_temporal_annotations(find_annotation_file(root, splits))
     fallback = [it.path for it in binary.train or binary.test]
     engine = model.engine(fallback)
-    scored: list[VideoScores] = []
-    skipped: list[dict] = []
-    for i, item in enumerate(binary.test):
-        normal = item.label == 0 or is_normal_folder(item.path.parent.name)
-        note = annotations.get(item.path.name)
-        if note is None and not normal:
-            skipped.append({"path": str(item.path), "error": "not in the annotation file"})
-        else:
-            try:
-                scores = frame_scores(model, item.path, stride)
-            except VideoReadError as e:
-                skipped.append({"path": str(item.path), "error": e.reason})
-            else:
-                labels = frame_labels(len(scores), note.intervals if note else ())
-                scored.append(VideoScores(item.path, scores, labels, not normal))
-        report(progress, i + 1, len(binary.test))
+    scored, skipped = _score_test_videos(model, binary.test, annotations, stride, progress)
     if not scored:
         raise AnomalyError("no test video could be scored")
     all_scores = np.concatenate([v.scores for v in scored])
@@ -219,17 +238,7 @@ def evaluate_anomaly(
         "skipped": skipped,
         "seconds": seconds,
         "fps": frames / seconds if seconds > 0 else 0.0,
-        "per_video": [
-            {
-                "video": str(v.path),
-                "anomalous": v.anomalous,
-                "frames": len(v.scores),
-                "mean_score": float(v.scores.mean()),
-                "max_score": float(v.scores.max()),
-                "frame_auc": auc(v.labels, v.scores),
-            }
-            for v in scored
-        ],
+        "per_video": [v.summary() for v in scored],
     }
 
 
