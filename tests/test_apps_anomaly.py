@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+import tc3d
 from tc3d.apps.anomaly import clip_starts, frame_labels, frame_scores, spread_clip_scores
 from tc3d.cli import main
-from tc3d.device import resolve_device
-from tc3d.infer.engine import Engine
-from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.synthetic.surveillance import EVENTS, make_surveillance_dataset
 from tc3d.video.decode import probe
 
@@ -78,8 +76,7 @@ def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, cap
     assert result["videos"] == 6 and not result["skipped"]
 
     # The same number, computed here from the annotation file and per-frame scores.
-    loaded, device = load_model_file(model), resolve_device("cpu")
-    engine = Engine(loaded.model, device)
+    front = tc3d.load_model(model, device="cpu")
     intervals = {}
     for line in (surveillance / "Temporal_Anomaly_Annotation.txt").read_text().splitlines():
         name, _, *nums = line.split()
@@ -87,7 +84,7 @@ def test_frame_auc_is_over_all_test_frames_concatenated(surveillance, model, cap
         intervals[name] = [(x - 1, y) for x, y in ((a, b), (c, d)) if x > 0]
     scores, labels = [], []
     for rel in (surveillance / "Anomaly_Test.txt").read_text().splitlines():
-        s = frame_scores(loaded, surveillance / rel, engine, stride=9)
+        s = frame_scores(front, surveillance / rel, stride=9)
         assert len(s) == probe(surveillance / rel).num_frames and ((s >= 0) & (s <= 1)).all()
         scores.append(s)
         labels.append(frame_labels(len(s), intervals[rel.split("/")[1]]))

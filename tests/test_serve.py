@@ -256,3 +256,35 @@ def test_page_in_headless_chromium(setup, tmp_path):
     finally:
         driver.quit()
     assert leftover_uploads(setup["tmpdir"]) == []
+
+
+def test_one_upload_is_opened_at_most_twice(tmp_path, monkeypatch):
+    """The page's whole analysis of an upload (labels, timeline, CAM, anomaly curve) opens the
+    file with PyAV at most twice, and each part still equals what the library gives for the
+    file on its own."""
+    import av
+
+    from tc3d.apps.anomaly import frame_scores
+    from tc3d.serve.analysis import ServedModel, analyse
+
+    guard = random_checkpoint(tmp_path / "guard.pt", ["Normal", "Anomaly"], frames=4, seed=5)
+    video = _video(tmp_path / "upload.mp4", (230, 40, 40), 40, 1)
+    model = tc3d.load_model(guard, device="cpu")
+    want_labels = model.predict([video], top=2)[0]["labels"]
+    want_scores = frame_scores(model, video)
+    served = ServedModel.wrap("guard", tc3d.load_model(guard, device="cpu"))
+    opens: list[str] = []
+    real_open = av.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file) == str(video):
+            opens.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    result = analyse(served, video, "upload.mp4", top=2, cam=True)
+    assert served.anomaly and {"timeline", "cam", "anomaly"} <= result.keys()
+    assert 1 <= len(opens) <= 2, opens
+    assert same_labels(result["results"][0]["labels"], want_labels)
+    assert np.allclose(result["anomaly"]["scores"], want_scores, atol=1e-4)
+    assert len(result["timeline"]) > 1 and result["cam"]["frames"] == 4

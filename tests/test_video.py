@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import frame_for, frame_index, indexed_video, write_video
 
-from tc3d.video import decode as video
+from tc3d.video import seeking
 from tc3d.video.decode import VideoReadError, probe, read_all_frames, read_frames
 
 
@@ -53,7 +53,7 @@ def test_random_index_sets_match_sequential_decoding(tmp_path):
 def test_reads_only_what_it_needs(tmp_path, monkeypatch):
     path = indexed_video(tmp_path / "v.avi", 300)
     decoded = 0
-    original = video._Decoder.next
+    original = seeking.Decoder.next
 
     def counting(self):
         nonlocal decoded
@@ -61,7 +61,7 @@ def test_reads_only_what_it_needs(tmp_path, monkeypatch):
         decoded += frame is not None
         return frame
 
-    monkeypatch.setattr(video._Decoder, "next", counting)
+    monkeypatch.setattr(seeking.Decoder, "next", counting)
     wanted = [i for start in (20, 140, 260) for i in range(start, start + 16, 2)]
     assert [frame_index(f) for f in read_frames(path, wanted)] == [i % 60 for i in wanted]
     assert decoded < 100  # 24 frames asked: three short runs from key frames, not 300 frames

@@ -8,17 +8,19 @@ probability, and each frame takes the mean over the clips that contain it. Frame
 concatenates the frames of all test videos into one curve, as Sultani et al. do; video-level
 AUC ranks whole videos by the model's fused S-clip probability. AUCs are 0-100.
 
-The model runs in the inference engine (fp32, bf16 or int8), through
-:func:`clip_anomaly_probabilities` for the sliding clips and ``score_items`` for whole videos.
+The functions take a :class:`tc3d.api.Model` and run in its inference engine (fp32, bf16 or
+int8), through :func:`clip_anomaly_probabilities` for the sliding clips and ``score_items`` for
+whole videos.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,12 +33,16 @@ from tc3d.datasets.annotations import (
 from tc3d.datasets.formats import DatasetFormatError, is_normal_folder, load_dataset
 from tc3d.errors import TC3DError
 from tc3d.figures import save_figure
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.engine import Engine
 from tc3d.infer.evaluate import score_items
 from tc3d.modelfile.checkpoint import LoadedModel
+from tc3d.progress import Progress, report
 from tc3d.video.clips import read_clips
-from tc3d.video.decode import VideoReadError, probe
+from tc3d.video.decode import OpenVideo, VideoReadError, opened
 from tc3d.video.sampling import sliding_indices
+
+if TYPE_CHECKING:
+    from tc3d.api import Model
 
 log = logging.getLogger(__name__)
 
@@ -78,31 +84,32 @@ def clip_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
 
 
 def _clip_batches(
-    path: Path, num_frames: int, loaded: LoadedModel, stride: int
+    video: OpenVideo, num_frames: int, loaded: LoadedModel, stride: int
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(starts, clips ``(n, 3, k, H, W)``) for the video's sliding clips, a chunk at a time."""
     spec = replace(loaded.clip, crops=1)  # centre crop
     starts = clip_starts(num_frames, spec.sampling.span, stride)
     for chunk in np.array_split(starts, max(1, int(np.ceil(len(starts) / CLIPS_PER_READ)))):
         indices = sliding_indices(chunk, spec.sampling, num_frames)  # (n, k)
-        yield chunk, read_clips(path, indices, spec)[0]
+        yield chunk, read_clips(video, indices, spec)[0]
 
 
 def frame_scores(
-    loaded: LoadedModel, path: str | Path, engine: Engine, stride: int | None = None
+    model: Model, video: str | Path | OpenVideo, stride: int | None = None
 ) -> np.ndarray:
     """One anomaly score per decoded frame: the mean over the sliding clips holding it.
 
     ``stride`` defaults to half a clip's span, so every frame lies in about two clips.
     """
-    path = Path(path)
-    num_frames = probe(path).num_frames
+    loaded, engine = model.loaded, model.engine([str(video)])
     span = loaded.clip.sampling.span
     stride = stride or max(1, span // 2)
     starts, probs = [], []
-    for chunk, clips in _clip_batches(path, num_frames, loaded, stride):
-        starts.append(chunk)
-        probs.append(clip_anomaly_probabilities(engine, clips, anomaly_class(loaded)))
+    with opened(video) as v:
+        num_frames = v.info.num_frames
+        for chunk, clips in _clip_batches(v, num_frames, loaded, stride):
+            starts.append(chunk)
+            probs.append(clip_anomaly_probabilities(engine, clips, anomaly_class(loaded)))
     return spread_clip_scores(num_frames, np.concatenate(starts), span, np.concatenate(probs))
 
 
@@ -146,24 +153,56 @@ class VideoScores:
     labels: np.ndarray  # per frame, 0/1
     anomalous: bool  # video-level ground truth
 
+    def summary(self) -> dict:
+        """The video's entry under ``per_video``."""
+        return {
+            "video": str(self.path),
+            "anomalous": self.anomalous,
+            "frames": len(self.scores),
+            "mean_score": float(self.scores.mean()),
+            "max_score": float(self.scores.max()),
+            "frame_auc": auc(self.labels, self.scores),
+        }
+
+
+def _score_test_videos(
+    model: Model, items, annotations: dict, stride: int | None, progress: Progress | None
+) -> tuple[list[VideoScores], list[dict]]:
+    """Per-frame scores and labels of each test video, and the videos skipped with a reason."""
+    scored: list[VideoScores] = []
+    skipped: list[dict] = []
+    for i, item in enumerate(items):
+        normal = item.label == 0 or is_normal_folder(item.path.parent.name)
+        note = annotations.get(item.path.name)
+        if note is None and not normal:
+            skipped.append({"path": str(item.path), "error": "not in the annotation file"})
+        else:
+            try:
+                scores = frame_scores(model, item.path, stride)
+            except VideoReadError as e:
+                skipped.append({"path": str(item.path), "error": e.reason})
+            else:
+                labels = frame_labels(len(scores), note.intervals if note else ())
+                scored.append(VideoScores(item.path, scores, labels, not normal))
+        report(progress, i + 1, len(items))
+    return scored, skipped
+
 
 def evaluate_anomaly(
-    loaded: LoadedModel,
+    model: Model,
     root: str | Path,
-    device: torch.device,
     splits: str | Path | None = None,
-    precision: str = "fp32",
     stride: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """``tc3d anomaly test``: frame-level AUC over all test frames concatenated, and video AUC.
 
-    The model runs in ``engine`` (made at ``precision`` when None).
+    int8 calibrates, when the model has no calibration yet, on the data set's videos.
 
     Frame labels come from the temporal annotation file; a test video of an anomalous folder
     that the file does not annotate is skipped with a reason (its frames' labels are unknown).
     """
+    loaded = model.loaded
     anomaly_class(loaded)
     start = time.perf_counter()
     data = load_dataset(root, "ucfcrime", 1, splits)
@@ -172,32 +211,16 @@ def evaluate_anomaly(
         raise AnomalyError(f"{root}: Anomaly_Test.txt lists no video found on disk")
     annotations = read_temporal_annotations(find_annotation_file(root, splits))
     fallback = [it.path for it in binary.train or binary.test]
-    engine = engine or make_engine(loaded, device, precision, fallback_videos=fallback)
-    scored: list[VideoScores] = []
-    skipped: list[dict] = []
-    for i, item in enumerate(binary.test):
-        normal = item.label == 0 or is_normal_folder(item.path.parent.name)
-        note = annotations.get(item.path.name)
-        if note is None and not normal:
-            skipped.append({"path": str(item.path), "error": "not in the annotation file"})
-        else:
-            try:
-                scores = frame_scores(loaded, item.path, engine, stride)
-            except VideoReadError as e:
-                skipped.append({"path": str(item.path), "error": e.reason})
-            else:
-                labels = frame_labels(len(scores), note.intervals if note else ())
-                scored.append(VideoScores(item.path, scores, labels, not normal))
-        if progress:
-            progress(i + 1, len(binary.test))
+    engine = model.engine(fallback)
+    scored, skipped = _score_test_videos(model, binary.test, annotations, stride, progress)
     if not scored:
         raise AnomalyError("no test video could be scored")
     all_scores = np.concatenate([v.scores for v in scored])
     all_labels = np.concatenate([v.labels for v in scored])
     # Video level: the T-C3D prediction the model was trained to make (S segment clips, fused).
     items = [it for it in binary.test if any(it.path == v.path for v in scored)]
-    fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"), device,
-                        precision, engine=engine)  # fmt: skip
+    fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"),
+                        model.device, model.precision, engine=engine)  # fmt: skip
     a = anomaly_class(loaded)
     video_truth = np.array([v.anomalous for v in scored], np.int8)
     video_fused = np.array([fused.probs[i][a] if i in fused.probs else 0.0
@@ -215,17 +238,7 @@ def evaluate_anomaly(
         "skipped": skipped,
         "seconds": seconds,
         "fps": frames / seconds if seconds > 0 else 0.0,
-        "per_video": [
-            {
-                "video": str(v.path),
-                "anomalous": v.anomalous,
-                "frames": len(v.scores),
-                "mean_score": float(v.scores.mean()),
-                "max_score": float(v.scores.max()),
-                "frame_auc": auc(v.labels, v.scores),
-            }
-            for v in scored
-        ],
+        "per_video": [v.summary() for v in scored],
     }
 
 
@@ -240,27 +253,24 @@ def find_annotations_near(video: Path, levels: int = 3) -> Path | None:
 
 
 def score_video(
-    loaded: LoadedModel,
-    path: str | Path,
-    device: torch.device,
+    model: Model,
+    video: str | Path | OpenVideo,
     plot: str | Path | None = None,
     annotations: str | Path | None = None,
-    precision: str = "fp32",
     stride: int | None = None,
-    engine: Engine | None = None,
 ) -> dict:
     """``tc3d anomaly score``: per-frame scores, and a timeline PNG with annotated intervals
     shaded (from ``annotations``, else the data set's own file when the video sits in one)."""
-    anomaly_class(loaded)
-    path = Path(path)
-    engine = engine or make_engine(loaded, device, precision, fallback_videos=[path])
-    scores = frame_scores(loaded, path, engine, stride)
+    anomaly_class(model.loaded)
+    with opened(video) as v:
+        scores = frame_scores(model, v, stride)
+        fps = v.info.fps
+    path = Path(str(video))
     intervals: tuple = ()
     note_file = Path(annotations) if annotations else find_annotations_near(path)
     if note_file is not None:
         note = read_temporal_annotations(note_file).get(path.name)
         intervals = note.intervals if note else ()
-    fps = probe(path).fps
     out = {
         "video": str(path),
         "frames": len(scores),

@@ -7,8 +7,8 @@ frames (trilinear), normalised over the whole video, and blended as a heat map o
 with the predicted label written on each. The clips are the S segment-centre clips T-C3D
 classifies the video from; the label is the fused video prediction.
 
-The model runs in the inference engine (:meth:`tc3d.infer.engine.Engine.clip_maps`), at
-fp32, bf16 or int8.
+It takes a :class:`tc3d.api.Model` and runs in its inference engine
+(:meth:`tc3d.infer.engine.Engine.clip_maps`), at fp32, bf16 or int8.
 """
 
 from __future__ import annotations
@@ -16,18 +16,22 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.engine import Engine
 from tc3d.io import atomic_write_with
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.video.clips import read_clips
-from tc3d.video.decode import probe, read_frames
+from tc3d.video.decode import OpenVideo, opened, read_frames
 from tc3d.video.sampling import eval_indices
-from tc3d.video.transforms import centre_crop_box
+from tc3d.video.transforms import CropBox, centre_crop_box
+
+if TYPE_CHECKING:
+    from tc3d.api import Model
 
 log = logging.getLogger(__name__)
 
@@ -77,75 +81,85 @@ def _label(img, text: str):
     return img
 
 
+def _heat_frames(
+    full: np.ndarray, box: CropBox, cams: np.ndarray, text: str, size: int, alpha: float
+) -> tuple[list, list]:
+    """The display frames (PIL, ``size`` square, ``text`` written on each) with the heat
+    blended in, and per frame the (x, y) of the heat's centre of mass in 0-1 coordinates."""
+    from PIL import Image
+
+    frames, centres = [], []
+    ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
+    for rgb_full, cam in zip(full, cams, strict=True):
+        crop = rgb_full[box.y : box.y + box.h, box.x : box.x + box.w]
+        rgb = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+        heat = np.asarray(
+            Image.fromarray((cam * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        ).astype(np.float32) / 255.0  # fmt: skip
+        mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
+        frames.append(_label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)), text))
+        total = float(heat.sum())
+        centres.append(
+            [float((heat * xs).sum() / total), float((heat * ys).sum() / total)] if total else None
+        )
+    return frames, centres
+
+
+def _write_frames(out: Path, frames: list, k: int, gif: bool) -> tuple[list[str], Path | None]:
+    """``cam_SS_FF.png`` per frame and ``cam.gif``, each written atomically."""
+    files = []
+    for i, img in enumerate(frames):
+        name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
+        atomic_write_with(name, lambda f, img=img: img.save(f, format="PNG"))
+        files.append(str(name))
+    if not gif:
+        return files, None
+    gif_path = out / "cam.gif"
+    atomic_write_with(
+        gif_path,
+        lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0
+        ),
+    )
+    return files, gif_path
+
+
 def cam_video(
-    loaded: LoadedModel,
-    path: str | Path,
+    model: Model,
+    video: str | Path | OpenVideo,
     out: str | Path | None,
-    device: torch.device,
-    precision: str = "fp32",
     alpha: float = 0.45,
     size: int = 224,
     gif: bool = True,
-    engine: Engine | None = None,
 ) -> dict:
     """``tc3d cam``: PNG per frame of the S segment clips and an animated GIF in ``out``.
 
-    The model runs in ``engine`` (made at ``precision`` when None). With ``out=None`` nothing
-    is written and the frames come back as PIL images under ``images`` (the web page shows
-    them without a trip through the disk).
+    The model runs in its engine. With ``out=None`` nothing is written and the frames come back
+    as PIL images under ``images`` (the web page shows them without a trip through the disk).
 
     Returns ``{label, prob, files, gif, heat_centre}``; ``heat_centre`` is, per written
     frame, the (x, y) of the heat's centre of mass in 0-1 frame coordinates.
     """
-    from PIL import Image
-
-    path, out = Path(path), (Path(out) if out is not None else None)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    loaded, out = model.loaded, (Path(out) if out is not None else None)
     spec = replace(loaded.clip, protocol="sclips", crops=1)  # model input, as in testing
-    idx = eval_indices(probe(path).num_frames, spec.sampling, spec.protocol)  # (n, k)
-    n, k = idx.shape
-    clips = read_clips(path, idx, spec)[0]  # (n, 3, k, h, w)
-    engine = engine or make_engine(loaded, device, precision, fallback_videos=[path])
-    probs, cams = clip_cams(loaded, clips, engine)
+    with opened(video) as v:
+        idx = eval_indices(v.info.num_frames, spec.sampling, spec.protocol)  # (n, k)
+        n, k = idx.shape
+        clips = read_clips(v, idx, spec)[0]  # (n, 3, k, h, w)
+        probs, cams = clip_cams(loaded, clips, model.engine([str(v)]))
+        # Display: the same centre crop taken from the full-resolution frames.
+        full = read_frames(v, idx.reshape(-1), max(size, spec.short_side))
     label = loaded.classes[int(probs.argmax())]
     cams = cams / max(float(cams.max()), 1e-12)  # one scale for the whole video
-
-    # Display: the same centre crop taken from the full-resolution frames.
-    full = read_frames(path, idx.reshape(-1), max(size, spec.short_side))
-    box = centre_crop_box(*full.shape[1:3])
-    files, frames, centres = [], [], []
-    for i in range(n * k):
-        crop = full[i, box.y : box.y + box.h, box.x : box.x + box.w]
-        rgb = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
-        heat = np.asarray(
-            Image.fromarray((cams.reshape(n * k, *cams.shape[2:])[i] * 255).astype(np.uint8))
-            .resize((size, size), Image.BILINEAR)
-        ).astype(np.float32) / 255.0  # fmt: skip
-        mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
-        img = _label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)),
-                     f"{label} {100 * probs.max():.0f}%")  # fmt: skip
-        if out is not None:
-            name = out / f"cam_{i // k:02d}_{i % k:02d}.png"
-            atomic_write_with(name, lambda f, img=img: img.save(f, format="PNG"))
-            files.append(str(name))
-        frames.append(img)
-        total = float(heat.sum())
-        ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
-        centres.append(
-            [float((heat * xs).sum() / total), float((heat * ys).sum() / total)] if total else None
-        )
-    gif_path = None
-    if gif and out is not None:
-        gif_path = out / "cam.gif"
-        atomic_write_with(
-            gif_path,
-            lambda f: frames[0].save(
-                f, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0
-            ),
-        )
+    frames, centres = _heat_frames(full, centre_crop_box(*full.shape[1:3]),
+                                   cams.reshape(n * k, *cams.shape[2:]),
+                                   f"{label} {100 * probs.max():.0f}%", size, alpha)  # fmt: skip
+    files, gif_path = [], None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        files, gif_path = _write_frames(out, frames, k, gif)
     result = {
-        "video": str(path),
+        "video": str(v),
         "label": label,
         "prob": float(probs.max()),
         "files": files + ([str(gif_path)] if gif_path else []),

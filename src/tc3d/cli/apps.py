@@ -37,9 +37,7 @@ def cmd_anomaly_test(args) -> dict:
     existing(args.data, "data set root")
     m = load(args)
     with progress("scoring frames") as update:
-        result = evaluate_anomaly(
-            m.loaded, args.data, m.device, args.splits, m.precision, args.stride, update
-        )
+        result = evaluate_anomaly(m, args.data, args.splits, args.stride, update)
     c = console()
     c.print(
         f"{result['videos']} test videos, {result['frames']} frames: frame-level AUC "
@@ -56,9 +54,7 @@ def cmd_anomaly_score(args) -> dict:
     if args.annotations:
         existing(args.annotations, "annotation file")
     m = load(args)
-    result = score_video(
-        m.loaded, args.video, m.device, args.plot, args.annotations, m.precision, args.stride
-    )
+    result = score_video(m, args.video, args.plot, args.annotations, args.stride)
     s = result["scores"]
     c = console()
     c.print(
@@ -177,8 +173,7 @@ def cmd_cam(args) -> dict:
 
     existing(args.video, "video")
     m = load(args)
-    result = cam_video(m.loaded, args.video, args.out, m.device, m.precision, size=args.size,
-                       gif=not args.no_gif)  # fmt: skip
+    result = cam_video(m, args.video, args.out, size=args.size, gif=not args.no_gif)
     console().print(
         f"{result['video']}: {result['label']} ({100 * result['prob']:.1f}%); "
         f"{len(result['files'])} files in {args.out}"

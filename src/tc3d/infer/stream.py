@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -41,9 +42,11 @@ from av.video.reformatter import VideoReformatter
 
 from tc3d.infer.engine import Engine, EngineError
 from tc3d.video.clips import ClipSpec, clips_from_frames
-from tc3d.video.decode import VideoReadError, frame_rgb
+from tc3d.video.decode import OpenVideo, VideoReadError, frame_rgb, is_live, opened
 
 log = logging.getLogger(__name__)
+
+_is_live = is_live  # the name ``tc3d stream``'s command imports
 
 
 @dataclass
@@ -77,26 +80,7 @@ class _SourceState:
     scores: deque = field(default_factory=deque)  # last S clip scores (K,)
     smoothed: torch.Tensor | None = None
     label: str = ""
-
-
-def open_source(uri: str) -> av.container.InputContainer:
-    """A file, an http/rtsp URL or a camera device (``/dev/videoN``, v4l2)."""
-    try:
-        if uri.startswith("/dev/video"):
-            return av.open(uri, format="v4l2")
-        if uri.startswith("rtsp://"):
-            return av.open(uri, options={"rtsp_transport": "tcp"}, timeout=10)
-        if "://" in uri:
-            return av.open(uri, timeout=10)
-        if not Path(uri).exists():
-            raise VideoReadError(uri, "file not found")
-        return av.open(uri)
-    except (av.error.FFmpegError, OSError) as e:
-        raise VideoReadError(uri, f"cannot open: {getattr(e, 'strerror', None) or e}") from None
-
-
-def _is_live(uri: str) -> bool:
-    return "://" in uri or uri.startswith("/dev/")
+    out: str | None = None  # the overlay file written (``--out``, first source)
 
 
 class _Slots:
@@ -107,77 +91,96 @@ class _Slots:
         self.cond = threading.Condition()
 
 
-def _reader(
-    index: int,
-    uri: str,
-    state: _SourceState,
-    slots: _Slots,
-    cfg: StreamConfig,
-    spec: ClipSpec,
-    stop: threading.Event,
-    writer: _Overlay | None,
-    phase: int = 0,
-):
-    """Decode one source, keep a ring buffer, hand a clip to the model every ``stride`` frames.
+@dataclass
+class _Reader:
+    """One source's reader: what it decodes, how it is paced, where its clips go."""
 
-    ``phase`` shifts this source's decision frames (paced and live sources only, see above).
-    """
-    span = spec.sampling.span
-    picks = np.arange(0, span, spec.sampling.offset)[None]  # (1, k): positions in the ring
-    ring: deque = deque(maxlen=span)
-    reformatter = VideoReformatter()
-    live = _is_live(uri)
-    paced = cfg.realtime and not live
-    if not (paced or live):
-        phase = 0
-    try:
-        container = open_source(uri)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or 25
-        state.fps = float(rate)
+    index: int
+    source: str | OpenVideo
+    state: _SourceState
+    slots: _Slots
+    cfg: StreamConfig
+    spec: ClipSpec
+    stop: threading.Event
+    out: str | None = None  # --out, for the first source
+    phase: int = 0  # shifts the decision frames (paced and live sources only, see above)
+
+    @property
+    def live(self) -> bool:
+        return is_live(self.source)
+
+    @property
+    def paced(self) -> bool:
+        return self.cfg.realtime and not self.live
+
+    def run(self) -> None:
+        """Open the source, decode it to the end (or ``stop``); errors end up in the state."""
+        writer = None
+        try:
+            with opened(self.source, thread_type="AUTO") as video:
+                self.state.fps = video.fps
+                if self.out:
+                    writer = _Overlay.of(video, self.out)
+                    self.state.out = self.out
+                self._decode(video, writer)
+        except VideoReadError as e:
+            self.state.error = e.reason
+        except (av.error.FFmpegError, OSError) as e:
+            self.state.error = f"read error: {e}"
+        finally:
+            if writer is not None:
+                writer.close()
+            with self.slots.cond:
+                self.state.done = True
+                self.slots.cond.notify_all()
+
+    def _decode(self, video: OpenVideo, writer: _Overlay | None) -> None:
+        """Keep a ring buffer of frames, hand a clip to the model every ``stride`` frames."""
+        spec, state, stride = self.spec, self.state, self.cfg.stride
+        span = spec.sampling.span
+        picks = np.arange(0, span, spec.sampling.offset)[None]  # (1, k): positions in the ring
+        ring: deque = deque(maxlen=span)
+        reformatter = VideoReformatter()
+        phase = self.phase if (self.paced or self.live) else 0
         start = time.perf_counter()
-        i = -1
-        for frame in container.decode(stream):
-            if stop.is_set():
+        for i, frame in enumerate(video.frames()):
+            if self.stop.is_set():
                 break
-            i += 1
             release = start + i / state.fps
-            if paced:
-                wait = release - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                elif -wait > cfg.stride / state.fps and i % cfg.stride:
-                    # More than a decision period late: a camera would have lost this frame.
-                    state.dropped += 1
-                    state.frames += 1
-                    continue
-            available = release if paced else time.perf_counter()
+            if self.paced and self._late(release, i):
+                continue
+            available = release if self.paced else time.perf_counter()
             ring.append(frame_rgb(frame, spec.short_side, reformatter))
             state.frames += 1
             if writer is not None:
                 writer.write(frame, state.label)
-            if (i + 1 + phase) % cfg.stride or len(ring) < span:
+            if (i + 1 + phase) % stride or len(ring) < span:
                 continue
             clip = clips_from_frames(np.stack(ring), picks, spec)[0, 0]  # (3, k, crop, crop)
-            job = _Job(index, i, i / state.fps, available, clip)
-            with slots.cond:
-                if not (paced or live):
-                    # A file read as fast as possible: wait for the model, never drop.
-                    while slots.jobs[index] is not None and not stop.is_set():
-                        slots.cond.wait(0.1)
-                elif slots.jobs[index] is not None:
-                    state.dropped += cfg.stride  # the model did not take the previous clip
-                slots.jobs[index] = job
-                slots.cond.notify_all()
-        container.close()
-    except VideoReadError as e:
-        state.error = e.reason
-    except (av.error.FFmpegError, OSError) as e:
-        state.error = f"read error: {e}"
-    finally:
+            self._hand_over(_Job(self.index, i, i / state.fps, available, clip))
+
+    def _late(self, release: float, i: int) -> bool:
+        """Wait for frame ``i``'s time; True when it is dropped instead (more than a decision
+        period late: a camera would have lost it)."""
+        wait = release - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        elif -wait > self.cfg.stride / self.state.fps and i % self.cfg.stride:
+            self.state.dropped += 1
+            self.state.frames += 1
+            return True
+        return False
+
+    def _hand_over(self, job: _Job) -> None:
+        slots, index = self.slots, self.index
         with slots.cond:
-            state.done = True
+            if not (self.paced or self.live):
+                # A file read as fast as possible: wait for the model, never drop.
+                while slots.jobs[index] is not None and not self.stop.is_set():
+                    slots.cond.wait(0.1)
+            elif slots.jobs[index] is not None:
+                self.state.dropped += self.cfg.stride  # the model did not take the previous clip
+            slots.jobs[index] = job
             slots.cond.notify_all()
 
 
@@ -185,8 +188,6 @@ class _Overlay:
     """Writes a source's frames with the current label drawn on them (``--out``)."""
 
     def __init__(self, path: str, width: int, height: int, fps: float):
-        from fractions import Fraction
-
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
         self.container = av.open(str(self.tmp), "w")
@@ -194,6 +195,12 @@ class _Overlay:
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p"
         self.stream.bit_rate = 2_000_000
+
+    @classmethod
+    def of(cls, video: OpenVideo, path: str) -> _Overlay:
+        """An overlay the size (rounded down to even) and rate of ``video``."""
+        w, h = video.size
+        return cls(path, w - w % 2, h - h % 2, video.fps)
 
     def write(self, frame: av.VideoFrame, label: str) -> None:
         from PIL import ImageDraw
@@ -214,107 +221,56 @@ class _Overlay:
         self.tmp.replace(self.path)
 
 
-def _open_overlay(uri: str, path: str) -> _Overlay:
-    c = open_source(uri)
-    s = c.streams.video[0]
-    w, h = s.codec_context.width, s.codec_context.height
-    fps = float(s.average_rate or s.guessed_rate or 25)
-    c.close()
-    return _Overlay(path, w - w % 2, h - h % 2, fps)
+def _stream_spec(clip: ClipSpec, cfg: StreamConfig) -> ClipSpec:
+    """The model's clip geometry with ``window`` frames, one centre crop per clip."""
+    sampling = replace(clip.sampling, frames=cfg.window or clip.sampling.frames)
+    return replace(clip, sampling=sampling, protocol="sclips", crops=1)
 
 
-def run_stream(
-    engine: Engine,
-    loaded,
-    sources: Sequence[str],
-    cfg: StreamConfig,
-    emit: Callable[[dict], None] | None = None,
-    console=None,
+def _next_jobs(
+    slots: _Slots, states: list[_SourceState], cfg: StreamConfig, start: float, stop
+) -> list[_Job]:
+    """The clips due now (waiting for one); empty once every source has ended."""
+    with slots.cond:
+        while not any(slots.jobs) and not all(s.done for s in states):
+            slots.cond.wait(0.05)
+            if cfg.max_seconds and time.perf_counter() - start > cfg.max_seconds:
+                stop.set()
+        jobs = [j for j in slots.jobs if j is not None]
+        slots.jobs = [None] * len(states)
+        slots.cond.notify_all()
+    return jobs
+
+
+def _decide(
+    engine: Engine, classes: list[str], st: _SourceState, job: _Job, score, smoothing: float
+) -> tuple[dict, float]:
+    """Fuse the source's last S clip scores: the decision line, and its latency in ms."""
+    st.scores.append(score)
+    while len(st.scores) > engine.cfg.segments:
+        st.scores.popleft()
+    probs = engine.fuse(torch.stack(list(st.scores))[None])  # (≤S, K), oldest first
+    a = smoothing
+    st.smoothed = probs if st.smoothed is None else a * st.smoothed + (1 - a) * probs
+    best, smooth_best = int(probs.argmax()), int(st.smoothed.argmax())
+    st.label = classes[smooth_best]
+    st.decisions += 1
+    latency = 1000 * (time.perf_counter() - job.available)
+    line = {
+        "t": round(job.t, 3),
+        "frame": job.frame,
+        "label": classes[best],
+        "prob": float(probs[best]),
+        "latency_ms": round(latency, 2),
+        "smoothed_label": st.label,
+        "smoothed_prob": float(st.smoothed[smooth_best]),
+    }
+    return line, latency
+
+
+def _summary(
+    engine: Engine, cfg: StreamConfig, k: int, states, latencies: list[float], seconds: float
 ) -> dict:
-    """Run until every source ends (or ``max_seconds``); returns ``{summary: {...}}``.
-
-    ``emit`` receives one dict per decision (``t, frame, label, prob, latency_ms`` and the
-    smoothed label; ``source`` when there are several).
-    """
-    if len(engine.backbones) > 1:
-        raise EngineError("stream needs a model with shared weights (one clip, one pass)")
-    if cfg.stride < 1:
-        raise ValueError("--stride must be at least 1")
-    k = cfg.window or loaded.clip.sampling.frames
-    sampling = replace(loaded.clip.sampling, frames=k)
-    spec = replace(loaded.clip, sampling=sampling, protocol="sclips", crops=1)
-    states = [_SourceState(str(s)) for s in sources]
-    slots = _Slots(len(sources))
-    stop = threading.Event()
-    writer = _open_overlay(sources[0], cfg.out) if cfg.out else None
-    readers = [
-        threading.Thread(
-            target=_reader,
-            args=(i, s, states[i], slots, cfg, spec, stop),
-            kwargs={
-                "writer": writer if i == 0 else None,
-                "phase": i * cfg.stride // len(sources),
-            },
-            daemon=True,
-            name=f"tc3d-stream-{i}",
-        )
-        for i, s in enumerate(sources)
-    ]
-    crop = spec.crop
-    for n in sorted({1, len(sources)}):  # warm-up: the first pass of a batch size is slow
-        engine.clip_scores(torch.zeros(n, 3, k, crop, crop))
-    start = time.perf_counter()
-    for t in readers:
-        t.start()
-    latencies: list[float] = []
-    several = len(sources) > 1
-    try:
-        while True:
-            with slots.cond:
-                while not any(slots.jobs) and not all(s.done for s in states):
-                    slots.cond.wait(0.05)
-                    if cfg.max_seconds and time.perf_counter() - start > cfg.max_seconds:
-                        stop.set()
-                jobs = [j for j in slots.jobs if j is not None]
-                slots.jobs = [None] * len(sources)
-                slots.cond.notify_all()
-            if not jobs:
-                break  # every source has ended
-            scores = engine.clip_scores(torch.stack([j.clip for j in jobs]))
-            for job, score in zip(jobs, scores, strict=True):
-                st = states[job.source]
-                st.scores.append(score)
-                while len(st.scores) > engine.cfg.segments:
-                    st.scores.popleft()
-                recent = torch.stack(list(st.scores))  # (≤S, K), oldest first
-                probs = engine.fuse(recent[None])
-                a = cfg.smoothing
-                st.smoothed = probs if st.smoothed is None else a * st.smoothed + (1 - a) * probs
-                best, smooth_best = int(probs.argmax()), int(st.smoothed.argmax())
-                st.label = loaded.classes[smooth_best]
-                st.decisions += 1
-                latency = 1000 * (time.perf_counter() - job.available)
-                latencies.append(latency)
-                if emit:
-                    line = {
-                        "t": round(job.t, 3),
-                        "frame": job.frame,
-                        "label": loaded.classes[best],
-                        "prob": float(probs[best]),
-                        "latency_ms": round(latency, 2),
-                        "smoothed_label": st.label,
-                        "smoothed_prob": float(st.smoothed[smooth_best]),
-                    }
-                    if several:
-                        line["source"] = st.name
-                    emit(line)
-    finally:
-        stop.set()
-        for t in readers:
-            t.join()
-        if writer is not None:
-            writer.close()
-    seconds = time.perf_counter() - start
     lat = np.array(latencies) if latencies else np.zeros(1)
     summary = {
         "decisions": len(latencies),
@@ -339,6 +295,67 @@ def run_stream(
             for s in states
         ],
     }
-    if cfg.out:
-        summary["out"] = cfg.out
-    return {"summary": summary}
+    if states[0].out:
+        summary["out"] = states[0].out
+    return summary
+
+
+def run_stream(
+    engine: Engine,
+    loaded,
+    sources: Sequence[str | OpenVideo],
+    cfg: StreamConfig,
+    emit: Callable[[dict], None] | None = None,
+    console=None,
+) -> dict:
+    """Run until every source ends (or ``max_seconds``); returns ``{summary: {...}}``.
+
+    ``sources`` are paths, URLs, cameras or open videos (read from their start, left open).
+    ``emit`` receives one dict per decision (``t, frame, label, prob, latency_ms`` and the
+    smoothed label; ``source`` when there are several).
+    """
+    if len(engine.backbones) > 1:
+        raise EngineError("stream needs a model with shared weights (one clip, one pass)")
+    if cfg.stride < 1:
+        raise ValueError("--stride must be at least 1")
+    spec = _stream_spec(loaded.clip, cfg)
+    n, k = len(sources), spec.sampling.frames
+    states = [_SourceState(str(s)) for s in sources]
+    slots, stop = _Slots(n), threading.Event()
+    readers = [
+        _Reader(
+            i,
+            s,
+            states[i],
+            slots,
+            cfg,
+            spec,
+            stop,
+            cfg.out if i == 0 else None,
+            i * cfg.stride // n,
+        )  # fmt: skip
+        for i, s in enumerate(sources)
+    ]
+    threads = [threading.Thread(target=r.run, daemon=True, name=f"tc3d-stream-{r.index}")
+               for r in readers]  # fmt: skip
+    for size in sorted({1, n}):  # warm-up: the first pass of a batch size is slow
+        engine.clip_scores(torch.zeros(size, 3, k, spec.crop, spec.crop))
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    latencies: list[float] = []
+    try:
+        while jobs := _next_jobs(slots, states, cfg, start, stop):
+            scores = engine.clip_scores(torch.stack([j.clip for j in jobs]))
+            for job, score in zip(jobs, scores, strict=True):
+                st = states[job.source]
+                line, latency = _decide(engine, loaded.classes, st, job, score, cfg.smoothing)
+                latencies.append(latency)
+                if emit:
+                    emit({**line, "source": st.name} if n > 1 else line)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    seconds = time.perf_counter() - start
+    return {"summary": _summary(engine, cfg, k, states, latencies, seconds)}

@@ -5,7 +5,8 @@ Nothing here runs a model itself: the labels are :meth:`tc3d.api.Model.predict` 
 (:func:`tc3d.infer.stream.run_stream`), the heat map is :func:`tc3d.apps.cam.cam_video` and
 the anomaly curve :func:`tc3d.apps.anomaly.frame_scores`. This module only picks their
 settings for an interactive page (a bounded number of timeline windows, a small GIF), times
-them, and keeps server paths out of what is returned.
+them, and keeps server paths out of what is returned. The upload is opened once here and the
+open video handed to each of them (``Model.predict`` opens it by its path).
 
 One lock per model: requests from several users queue on it instead of running the same engine
 from several threads (int8 engines and the CAM hooks are not meant for that), and two requests
@@ -22,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tc3d.api import Model
 from tc3d.apps.anomaly import AnomalyError, anomaly_class, frame_scores
@@ -29,7 +31,7 @@ from tc3d.apps.cam import cam_video
 from tc3d.errors import TC3DError
 from tc3d.infer.engine import EngineError
 from tc3d.infer.stream import StreamConfig, run_stream
-from tc3d.video.decode import VideoReadError, probe
+from tc3d.video.decode import OpenVideo, VideoReadError, open_video
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +82,14 @@ def timeline_stride(num_frames: int) -> int:
     return max(MIN_STRIDE, math.ceil(num_frames / TIMELINE_WINDOWS))
 
 
-def timeline(served: ServedModel, path: Path, num_frames: int) -> list[dict]:
+def timeline(served: ServedModel, video: OpenVideo) -> list[dict]:
     """The streaming path's decisions over the file: ``[{t, frame, label, prob}]``, one per
     ``timeline_stride`` frames once a whole clip has been seen (none for a shorter video)."""
     decisions: list[dict] = []
-    cfg = StreamConfig(stride=timeline_stride(num_frames))
+    cfg = StreamConfig(stride=timeline_stride(video.info.num_frames))
     m = served.model
     try:
-        run_stream(m.engine(), m.loaded, [str(path)], cfg, emit=decisions.append)
+        run_stream(m.engine(), m.loaded, [video], cfg, emit=decisions.append)
     except EngineError as e:  # e.g. unshared weights: no one-clip-per-decision path
         log.info("no timeline for %s: %s", served.name, e)
         return []
@@ -95,10 +97,9 @@ def timeline(served: ServedModel, path: Path, num_frames: int) -> list[dict]:
     return [{k: d[k] for k in keys} for d in decisions]
 
 
-def cam_gif(served: ServedModel, path: Path) -> dict:
+def cam_gif(served: ServedModel, video: OpenVideo) -> dict:
     """The class activation map over the S segment clips as an animated GIF (a data URL)."""
-    m = served.model
-    r = cam_video(m.loaded, path, None, m.device, m.precision, size=CAM_SIZE, engine=m.engine())
+    r = cam_video(served.model, video, None, size=CAM_SIZE)
     frames = r["images"]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
@@ -113,6 +114,48 @@ def cam_gif(served: ServedModel, path: Path) -> dict:
     }
 
 
+def _timed(timing: dict, name: str, work, *args) -> Any:
+    """``work(*args)``, its seconds stored as ``timing[name]``."""
+    t0 = time.perf_counter()
+    result = work(*args)
+    timing[name] = time.perf_counter() - t0
+    return result
+
+
+def _open_upload(path: Path) -> OpenVideo:
+    try:
+        video = open_video(path)
+        video.info  # noqa: B018 - read the header now: a file without frames fails here
+    except VideoReadError as e:
+        raise UnreadableVideo(f"not a readable video: {e.reason}") from None
+    return video
+
+
+def _labels(served: ServedModel, video: OpenVideo, name: str, top: int) -> list[dict]:
+    results = served.model.predict([video], top=top)
+    for r in results:  # the user's file name, never the server's temporary path
+        r["video"] = name
+        if "error" in r:
+            raise UnreadableVideo(f"not a readable video: {r['error']}")
+    return results
+
+
+def _analyse_open(served: ServedModel, video: OpenVideo, name: str, top: int, cam: bool):
+    """Everything the page shows about the open ``video``: (the answer, its timings)."""
+    timing: dict = {}
+    results = _timed(timing, "labels_s", _labels, served, video, name, top)
+    out: dict = {"results": results, "model": served.name}
+    windows = _timed(timing, "timeline_s", timeline, served, video)
+    if len(windows) > 1:
+        out["timeline"] = windows
+    if cam:
+        out["cam"] = _timed(timing, "cam_s", cam_gif, served, video)
+    if served.anomaly:
+        scores = _timed(timing, "anomaly_s", frame_scores, served.model, video)
+        out["anomaly"] = {"scores": [round(float(s), 4) for s in scores], "fps": video.info.fps}
+    return out, timing
+
+
 def analyse(served: ServedModel, path: Path, name: str, top: int = 5, cam: bool = False) -> dict:
     """Labels (+ ``timeline`` when the video spans several windows, + ``cam``, + ``anomaly``
     for an anomaly model) of the video at ``path``, reported under the user's file ``name``.
@@ -122,34 +165,11 @@ def analyse(served: ServedModel, path: Path, name: str, top: int = 5, cam: bool 
     start = time.perf_counter()
     with served.lock:
         waited = time.perf_counter() - start
-        t0 = time.perf_counter()
-        results = served.model.predict([path], top=top)
-        labels_s = time.perf_counter() - t0
-        for r in results:  # the user's file name, never the server's temporary path
-            r["video"] = name
-            if "error" in r:
-                raise UnreadableVideo(f"not a readable video: {r['error']}")
-        try:
-            info = probe(path)
-        except VideoReadError as e:
-            raise UnreadableVideo(f"not a readable video: {e.reason}") from None
-        out: dict = {"results": results, "model": served.name}
-        timing = {"queued_s": waited, "labels_s": labels_s}
-        t0 = time.perf_counter()
-        windows = timeline(served, path, info.num_frames)
-        timing["timeline_s"] = time.perf_counter() - t0
-        if len(windows) > 1:
-            out["timeline"] = windows
-        if cam:
-            t0 = time.perf_counter()
-            out["cam"] = cam_gif(served, path)
-            timing["cam_s"] = time.perf_counter() - t0
-        if served.anomaly:
-            t0 = time.perf_counter()
-            scores = frame_scores(served.model.loaded, path, served.model.engine())
-            out["anomaly"] = {"scores": [round(float(s), 4) for s in scores], "fps": info.fps}
-            timing["anomaly_s"] = time.perf_counter() - t0
+        with _open_upload(path) as video:
+            out, timing = _analyse_open(served, video, name, top, cam)
+        info = video.info
     seconds = time.perf_counter() - start - waited
+    labels_s = timing["labels_s"]
     out.update(
         {
             "video": name,
@@ -161,7 +181,7 @@ def analyse(served: ServedModel, path: Path, name: str, top: int = 5, cam: bool 
             "seconds": seconds,
             # the pipeline's fps, as tc3d predict counts it: input frames per second of labelling
             "fps": info.num_frames / labels_s if labels_s > 0 else 0.0,
-            "timing": timing,
+            "timing": {"queued_s": waited, **timing},
         }
     )
     return out

@@ -164,6 +164,121 @@ def _save(upload: UploadFile, path: Path) -> None:
         shutil.copyfileobj(upload.file, f, MB)
 
 
+@dataclass
+class _Ask:
+    """What one ``POST /api/predict`` asks for, checked."""
+
+    upload: UploadFile
+    served: ServedModel
+    top: int
+    cam: bool
+    name: str  # the user's file name, the only name the answer shows
+
+
+class _Site:
+    """The page's handlers over the served models and examples."""
+
+    def __init__(self, models: dict[str, ServedModel], examples: dict[str, Example],
+                 upload_dir: Path, max_upload_bytes: int, top: int):  # fmt: skip
+        self.models, self.examples, self.upload_dir = models, examples, upload_dir
+        self.max_upload_bytes, self.top = max_upload_bytes, top
+        static = resources.files("tc3d.serve") / "static"
+        self.page = (static / "index.html").read_bytes()
+        self.files = {k: ((static / f).read_bytes(), t) for k, (f, t) in STATIC.items()}
+        self.limit_text = f"upload over the {max_upload_bytes / MB:g} MB limit"
+
+    async def index(self, request: Request) -> Response:
+        return Response(self.page, media_type="text/html; charset=utf-8", headers=HEADERS)
+
+    async def static_file(self, request: Request) -> Response:
+        hit = self.files.get(request.path_params["name"])
+        if hit is None:
+            return _error(404, "not found")
+        return Response(hit[0], media_type=hit[1], headers=HEADERS)
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "models": [m.describe() for m in self.models.values()],
+                "examples": [e.describe() for e in self.examples.values()],
+                "max_upload_mb": self.max_upload_bytes / MB,
+                "top": self.top,
+            },
+            headers=HEADERS,
+        )
+
+    async def example(self, request: Request) -> Response:
+        hit = self.examples.get(request.path_params["name"])
+        if hit is None:
+            return _error(404, "not found")
+        return FileResponse(hit.path, media_type="video/x-msvideo", headers=HEADERS)
+
+    async def predict(self, request: Request) -> Response:
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except HTTPException as e:  # malformed multipart (or cut short by the size limit)
+            if request.scope.get("tc3d.over_limit"):
+                return _error(413, self.limit_text)
+            return _error(400, f"bad upload: {e.detail}")
+        except ClientDisconnect:  # the user left mid-upload: nobody reads the answer
+            return _error(400, "upload interrupted")
+        try:
+            ask = self._ask(request, form)
+            return ask if isinstance(ask, Response) else await self._answer(request, ask)
+        finally:
+            await form.close()
+
+    def _ask(self, request: Request, form) -> _Ask | Response:
+        """The checked request, or the error answer."""
+        if request.scope.get("tc3d.over_limit"):
+            return _error(413, self.limit_text)
+        upload = form.get("video")
+        if not isinstance(upload, UploadFile):
+            got = ", ".join(sorted(set(form.keys()))) or "none"
+            return _error(400, f"send the video as the multipart field 'video' (got: {got})")
+        served = self.models.get(str(form.get("model") or next(iter(self.models))))
+        if served is None:
+            return _error(400, f"unknown model; this server has: {', '.join(self.models)}")
+        try:
+            k = int(form.get("top") or self.top)
+        except ValueError:
+            return _error(400, "top must be a whole number")
+        k = max(1, min(k, len(served.model.classes)))
+        cam = str(form.get("cam") or "").lower() in ("1", "true", "yes", "on")
+        name = _display_name(upload.filename)
+        if not upload.size:
+            return _error(400, f"{name}: empty upload")
+        if upload.size > self.max_upload_bytes:
+            return _error(413, self.limit_text)
+        return _Ask(upload, served, k, cam, name)
+
+    async def _answer(self, request: Request, ask: _Ask) -> Response:
+        """Save the upload, analyse it, delete it; the analysis or the error as JSON."""
+        name = ask.name
+        suffix = Path(name).suffix
+        suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+        path = self.upload_dir / f"{uuid.uuid4().hex}{suffix}"
+        try:
+            await run_in_threadpool(_save, ask.upload, path)
+            result = await run_in_threadpool(analyse, ask.served, path, name, ask.top, ask.cam)
+        except UnreadableVideo as e:
+            request.scope["tc3d.note"] = f"{name}: unreadable"
+            line = first_line(str(e).replace(str(path), name))
+            return _error(422, f"{name}: {line}")
+        except Exception as e:  # a bug or a resource failure: say so, keep serving
+            log.warning("analysis of %s failed", name, exc_info=log.isEnabledFor(10))
+            line = first_line(e).replace(str(path), name)
+            return _error(500, f"{name}: analysis failed: {line}")
+        finally:
+            path.unlink(missing_ok=True)
+        best = result["results"][0]["labels"][0]
+        request.scope["tc3d.note"] = f"{name} -> {best['label']} ({result['seconds']:.2f} s)"
+        return JSONResponse(result, headers=HEADERS)
+
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail).lower())
+
+
 def create_app(
     models: dict[str, ServedModel],
     examples: dict[str, Example],
@@ -174,104 +289,18 @@ def create_app(
     """The ASGI app: the page, its script and style, ``/api/info``, ``/examples/NAME`` and
     ``POST /api/predict``; uploads are written under ``upload_dir`` and deleted after use."""
     upload_dir.mkdir(parents=True, exist_ok=True)
-    static = resources.files("tc3d.serve") / "static"
-    page = (static / "index.html").read_bytes()
-    files = {k: ((static / f).read_bytes(), t) for k, (f, t) in STATIC.items()}
-    limit_text = f"upload over the {max_upload_bytes / MB:g} MB limit"
-    default = next(iter(models))
-
-    async def index(request: Request) -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers=HEADERS)
-
-    async def static_file(request: Request) -> Response:
-        hit = files.get(request.path_params["name"])
-        if hit is None:
-            return _error(404, "not found")
-        return Response(hit[0], media_type=hit[1], headers=HEADERS)
-
-    async def info(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "models": [m.describe() for m in models.values()],
-                "examples": [e.describe() for e in examples.values()],
-                "max_upload_mb": max_upload_bytes / MB,
-                "top": top,
-            },
-            headers=HEADERS,
-        )
-
-    async def example(request: Request) -> Response:
-        hit = examples.get(request.path_params["name"])
-        if hit is None:
-            return _error(404, "not found")
-        return FileResponse(hit.path, media_type="video/x-msvideo", headers=HEADERS)
-
-    async def predict(request: Request) -> Response:
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except HTTPException as e:  # malformed multipart (or cut short by the size limit)
-            if request.scope.get("tc3d.over_limit"):
-                return _error(413, limit_text)
-            return _error(400, f"bad upload: {e.detail}")
-        except ClientDisconnect:  # the user left mid-upload: nobody reads the answer
-            return _error(400, "upload interrupted")
-        try:
-            if request.scope.get("tc3d.over_limit"):
-                return _error(413, limit_text)
-            upload = form.get("video")
-            if not isinstance(upload, UploadFile):
-                got = ", ".join(sorted(set(form.keys()))) or "none"
-                return _error(400, f"send the video as the multipart field 'video' (got: {got})")
-            served = models.get(str(form.get("model") or default))
-            if served is None:
-                return _error(400, f"unknown model; this server has: {', '.join(models)}")
-            try:
-                k = int(form.get("top") or top)
-            except ValueError:
-                return _error(400, "top must be a whole number")
-            k = max(1, min(k, len(served.model.classes)))
-            cam = str(form.get("cam") or "").lower() in ("1", "true", "yes", "on")
-            name = _display_name(upload.filename)
-            if not upload.size:
-                return _error(400, f"{name}: empty upload")
-            if upload.size > max_upload_bytes:
-                return _error(413, limit_text)
-            suffix = Path(name).suffix
-            suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
-            path = upload_dir / f"{uuid.uuid4().hex}{suffix}"
-            try:
-                await run_in_threadpool(_save, upload, path)
-                result = await run_in_threadpool(analyse, served, path, name, k, cam)
-            except UnreadableVideo as e:
-                request.scope["tc3d.note"] = f"{name}: unreadable"
-                line = first_line(str(e).replace(str(path), name))
-                return _error(422, f"{name}: {line}")
-            except Exception as e:  # a bug or a resource failure: say so, keep serving
-                log.warning("analysis of %s failed", name, exc_info=log.isEnabledFor(10))
-                line = first_line(e).replace(str(path), name)
-                return _error(500, f"{name}: analysis failed: {line}")
-            finally:
-                path.unlink(missing_ok=True)
-            best = result["results"][0]["labels"][0]
-            request.scope["tc3d.note"] = f"{name} -> {best['label']} ({result['seconds']:.2f} s)"
-            return JSONResponse(result, headers=HEADERS)
-        finally:
-            await form.close()
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail).lower())
-
+    site = _Site(models, examples, upload_dir, max_upload_bytes, top)
     app = Starlette(
         routes=[
-            Route("/", index),
-            Route("/static/{name}", static_file),
-            Route("/api/info", info),
-            Route("/examples/{name}", example),
-            Route("/api/predict", predict, methods=["POST"]),
+            Route("/", site.index),
+            Route("/static/{name}", site.static_file),
+            Route("/api/info", site.info),
+            Route("/examples/{name}", site.example),
+            Route("/api/predict", site.predict, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: site.http_error},
     )
-    return _RequestLog(_BodyLimit(app, max_upload_bytes + MULTIPART_SLACK, limit_text))
+    return _RequestLog(_BodyLimit(app, max_upload_bytes + MULTIPART_SLACK, site.limit_text))
 
 
 def _model_names(models: list[str]) -> list[str]:

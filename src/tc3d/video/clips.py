@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tc3d.video.decode import probe, read_frames, shrink_frames
+from tc3d.video.decode import OpenVideo, opened, read_frames, shrink_frames
 from tc3d.video.sampling import SamplingConfig, eval_indices, train_indices
 from tc3d.video.transforms import (
     CropBox,
@@ -105,7 +105,7 @@ def clips_from_frames(
 
 
 def read_clips(
-    path: str | Path,
+    video: str | Path | OpenVideo,
     indices: np.ndarray,
     spec: ClipSpec,
     rng: np.random.Generator | None = None,
@@ -113,20 +113,27 @@ def read_clips(
     """Decode only the frames at ``indices`` ``(n, k)`` and build their clips (shapes as
     :func:`clips_from_frames`). Raises :class:`~tc3d.video.decode.VideoReadError`."""
     n, k = indices.shape
-    frames = read_frames(path, indices.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
+    frames = read_frames(video, indices.reshape(-1), spec.short_side)  # (n·k, H, W, 3)
     return clips_from_frames(frames, np.arange(n * k).reshape(n, k), spec, rng)
 
 
-def load_clips(path, num_frames: int | None, spec: ClipSpec, rng: np.random.Generator | None):
-    """Decode and transform one video. ``rng`` given: training sample; None: test sample.
+def load_clips(
+    video: str | Path | OpenVideo,
+    num_frames: int | None,
+    spec: ClipSpec,
+    rng: np.random.Generator | None,
+):
+    """Decode and transform one video (a path, opened once here, or an open video).
+    ``rng`` given: training sample; None: test sample.
 
     Returns ``(clips, frames)``: ``(S, 3, k, H, W)`` for training or ``(crops, n, 3, k, H, W)``
     for test, and the video's frame count.
     """
-    if num_frames is None:
-        num_frames = probe(path).num_frames
-    if rng is not None:
-        indices = train_indices(num_frames, spec.sampling, rng)
-    else:
-        indices = eval_indices(num_frames, spec.sampling, spec.protocol)
-    return read_clips(path, indices, spec, rng), num_frames
+    with opened(video) as v:
+        if num_frames is None:
+            num_frames = v.info.num_frames
+        if rng is not None:
+            indices = train_indices(num_frames, spec.sampling, rng)
+        else:
+            indices = eval_indices(num_frames, spec.sampling, spec.protocol)
+        return read_clips(v, indices, spec, rng), num_frames
