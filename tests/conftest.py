@@ -196,15 +196,14 @@ def run_cli(
     runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
 ) -> dict:
     """Run ``tc3d ARGS`` in a subprocess (through ``runner``, e.g. inside a network namespace);
-    assert its exit code is ``expect``. Returns the last JSON line of stdout (``{}`` when there
-    is none) plus ``stderr`` and ``stdout``: the one way tests run the command line."""
+    assert its exit code is ``expect``. Returns the last line of stdout as JSON plus ``stderr``
+    (``stdout`` and ``stderr`` when it is not JSON): the one way tests run the command line."""
     done = runner(tc3d_command(*args), capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == expect, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
-    result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
-    result.setdefault("stderr", done.stderr)
-    result.setdefault("stdout", done.stdout)
-    return result
+    if lines and lines[-1].startswith("{"):
+        return {**json.loads(lines[-1]), "stderr": done.stderr}
+    return {"stdout": done.stdout, "stderr": done.stderr}
 
 
 @pytest.fixture(scope="session")
