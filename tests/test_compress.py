@@ -395,6 +395,7 @@ def test_compress_resumes_finished_stages(compressed, capsys, monkeypatch):
     assert again["file_bytes"] == first["file_bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("last_finished", ["baseline", "dense"])
 def test_resume_after_an_interruption_gives_the_uninterrupted_file(
     compressed, tmp_path, last_finished
