@@ -6,6 +6,11 @@ frame a reader returned even after lossy compression.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -101,8 +106,7 @@ def colour_clip(
     return frames
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path) -> Path:
+def make_tiny_dataset(root: Path) -> Path:
     """3 easy classes (red, green, blue square), 2 train groups + 1 test group of 2 videos."""
     rng = np.random.default_rng(0)
     colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30), "BlueThing": (30, 30, 220)}
@@ -112,7 +116,27 @@ def tiny_dataset(tmp_path) -> Path:
         ]
         for name, col in colours.items()
     }
-    return make_ucf_dataset(tmp_path / "tiny", classes)
+    return make_ucf_dataset(root, classes)
+
+
+def _listing(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """:func:`make_tiny_dataset`, encoded once per session and shared: READ ONLY (a test that
+    changes files takes ``tiny_dataset_copy``). Checked unchanged when the session ends."""
+    root = make_tiny_dataset(tmp_path_factory.mktemp("shared") / "tiny")
+    before = _listing(root)
+    yield root
+    assert _listing(root) == before, "a test changed the shared tiny_dataset; use the copy"
+
+
+@pytest.fixture
+def tiny_dataset_copy(tiny_dataset, tmp_path) -> Path:
+    """A private copy of the tiny data set that a test may change, rename or break."""
+    return Path(shutil.copytree(tiny_dataset, tmp_path / "tiny"))
 
 
 def add_broken_files(root: Path) -> list[str]:
@@ -159,18 +183,41 @@ def random_checkpoint(
     return path
 
 
-def run_cli(*args: str, expect: int = 0) -> dict:
-    """Run ``python -m tc3d ARGS`` as a user would; the last JSON line of stdout (or, when
-    there is none, ``{"stderr": ...}``)."""
-    import json
-    import subprocess
-    import sys
+def tc3d_command(*args: str) -> list[str]:
+    """The command line of ``tc3d ARGS`` as a user runs it, with this interpreter."""
+    return [sys.executable, "-m", "tc3d", *args]
 
-    done = subprocess.run(
-        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600
-    )
+
+def run_cli(
+    *args: str,
+    expect: int = 0,
+    env: dict | None = None,
+    timeout: float = 600,
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> dict:
+    """Run ``tc3d ARGS`` in a subprocess (through ``runner``, e.g. inside a network namespace);
+    assert its exit code is ``expect``. Returns the last line of stdout as JSON plus ``stderr``
+    (``stdout`` and ``stderr`` when it is not JSON): the one way tests run the command line."""
+    done = runner(tc3d_command(*args), capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == expect, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
-    result = json.loads(lines[-1]) if lines else {}
-    result.setdefault("stderr", done.stderr)
-    return result
+    if lines and lines[-1].startswith("{"):
+        return {**json.loads(lines[-1]), "stderr": done.stderr}
+    return {"stdout": done.stdout, "stderr": done.stderr}
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A width-0.25 model trained through ``tc3d train`` on a two-class colour set (2 train
+    groups, 1 test group, 2 videos of 24 frames each), once per session: (data, checkpoint,
+    the command's JSON). Read only, like :func:`tiny_dataset`."""
+    root = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(1)
+    colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30)}
+    groups = {n: [[colour_clip(c, 24, rng) for _ in range(2)] for _ in range(3)]
+              for n, c in colours.items()}  # fmt: skip
+    data = make_ucf_dataset(root / "data", groups)
+    flags = "--width 0.25 --crop 32 --frames 4 --batch-size 4 --iters 12 --eval-every 6"
+    result = run_cli("train", "--data", str(data), "--out", str(root / "run"), *flags.split(),
+                     "--lr", "0.01", "--workers", "0", "--json")  # fmt: skip
+    return data, Path(result["checkpoint"]), result

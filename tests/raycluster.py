@@ -7,11 +7,11 @@ one change, see :func:`_main`.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
+from conftest import run_cli
 from netns import Namespace
 
 HEAD_PORT = 6390
@@ -59,13 +59,9 @@ class RayCluster:
         assert done.returncode == 0, f"ray {' '.join(args[1:3])}: {done.stderr[-2000:]}"
 
     def tc3d(self, *args: str, expect: int = 0, timeout: float = 600) -> dict:
-        """``python -m tc3d ARGS --json`` inside the namespace: its JSON, plus ``stderr``."""
-        cmd = [sys.executable, "-m", "tc3d", *args, "--json"]
-        done = self.ns.run(cmd, env=self.env, timeout=timeout)
-        assert done.returncode == expect, done.stderr[-3000:]
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        result["stderr"] = done.stderr
-        return result
+        """``tc3d ARGS --json`` inside the namespace (conftest.run_cli): its JSON + ``stderr``."""
+        return run_cli(*args, "--json", expect=expect, env=self.env, timeout=timeout,
+                       runner=self.ns.run)  # fmt: skip
 
     def workers(self, method: str = "") -> list[int]:
         """Process ids of the tc3d actors (one model each); with ``method``, those running it."""

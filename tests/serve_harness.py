@@ -13,13 +13,14 @@ import os
 import queue
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from conftest import tc3d_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -55,7 +56,7 @@ def start_server(*args: str, env: dict | None = None, timeout: float = 900) -> S
 
     Its stderr is read on a thread (kept in ``Server.log``) so the pipe never fills up.
     """
-    cmd = [sys.executable, "-m", "tc3d", "serve", "--port", "0", *args]
+    cmd = tc3d_command("serve", "--port", "0", *args)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)  # fmt: skip
     log: list[str] = []

@@ -61,6 +61,7 @@ def test_features_npz(videos, model, tmp_path, capsys):
     assert data["videos"][0] == "down/down_0.mp4" and list(data["classes"]) == ["a", "b", "c"]
 
 
+@pytest.mark.slow
 def test_int8_features_follow_fp32(videos, model, tmp_path, capsys):
     """--precision int8 takes res5b/pool5 from the quantised graph: close to fp32's."""
     feats = {}

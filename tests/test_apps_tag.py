@@ -91,6 +91,7 @@ def test_tag_retries_a_fixed_file(folder, tmp_path, tag):
         broken.write_bytes(b"")
 
 
+@pytest.mark.slow
 def test_tag_runs_int8_through_the_engine(folder, tmp_path, tag):
     """--precision int8 calibrates once (on the videos to tag: the model has no training data)
     and tags the same 48 videos as fp32."""

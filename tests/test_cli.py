@@ -3,95 +3,79 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import tc3d
 from tc3d.cli import main
+from tc3d.infer.engine import Engine
 from tc3d.modelfile.checkpoint import load_model_file
 
 
-def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == expect, done.stderr[-3000:]
-    return done
-
-
-def last_json(done: subprocess.CompletedProcess) -> dict:
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny model trained through the CLI on the tiny data set."""
-    import numpy as np
-    from conftest import colour_clip, make_ucf_dataset  # noqa: F401  (fixture helpers)
-
-    root = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(1)
-    colours = {"RedThing": (220, 30, 30), "GreenThing": (30, 220, 30)}
-    data = make_ucf_dataset(
-        root / "data",
-        {
-            n: [[colour_clip(c, 24, rng) for _ in range(2)] for _ in range(3)]
-            for n, c in colours.items()
-        },
-    )
-    flags = "--width 0.25 --crop 32 --frames 4 --batch-size 4 --iters 12 --eval-every 6"
-    done = run("train", "--data", str(data), "--out", str(root / "run"), *flags.split(),
-               "--lr", "0.01", "--workers", "0", "--json")  # fmt: skip
-    result = last_json(done)
-    return data, Path(result["checkpoint"]), result
-
-
-def test_train_json(trained):
-    _, checkpoint, result = trained
+def test_train_json(trained_model):
+    _, checkpoint, result = trained_model
     assert {"checkpoint", "iters", "val_top1", "seconds", "skipped"} <= result.keys()
     assert checkpoint.exists() and result["iters"] == 12
 
 
-def test_test_json(trained):
-    data, checkpoint, _ = trained
+def _video_accuracy(checkpoint: Path, videos: list[str], labels: list[str], **protocol):
+    """(top-1, mean class accuracy) in percent, computed here from the engine's video
+    probabilities under ``protocol`` (the ClipSpec fields ``protocol`` and ``crops``)."""
+    model = tc3d.load_model(checkpoint, device="cpu")
+    spec = replace(model.clip, **protocol)
+    results = sorted(Engine(model.loaded.model, model.device, "fp32").run(videos, spec),
+                     key=lambda r: r.index)  # fmt: skip
+    assert [r.error for r in results] == [None] * len(videos)
+    predicted = np.array([model.classes[int(np.argmax(r.probs))] for r in results])
+    correct = predicted == np.array(labels)
+    per_class = [correct[np.array(labels) == c].mean() for c in sorted(set(labels))]
+    return 100 * correct.mean(), 100 * np.mean(per_class)
+
+
+def test_test_json(trained_model):
+    data, checkpoint, _ = trained_model
     listed = (data / "splits" / "testlist01.txt").read_text().split()
     videos, labels = [str(data / rel) for rel in listed], [rel.split("/")[0] for rel in listed]
     # tc3d predict scores a video as tc3d test's default protocol does: the same top-1
-    predicted = last_json(run("predict", *videos, "--model", str(checkpoint), "--top", "1",
-                              "--json"))["results"]  # fmt: skip
+    predicted = run_cli("predict", *videos, "--model", str(checkpoint), "--top", "1",
+                        "--json")["results"]  # fmt: skip
     assert [r["video"] for r in predicted] == videos
     correct = np.array(
         [r["labels"][0]["label"] == y for r, y in zip(predicted, labels, strict=True)]
     )
     per_class = [correct[np.array(labels) == c].mean() for c in ("RedThing", "GreenThing")]
+    expected = {"sclips": (100 * correct.mean(), 100 * np.mean(per_class))}
+    # allclips with 10 crops: the same videos scored here, straight from the engine
+    expected["allclips"] = _video_accuracy(checkpoint, videos, labels, protocol="allclips",
+                                           crops=10)  # fmt: skip
+    assert expected["sclips"] == _video_accuracy(checkpoint, videos, labels)
     for protocol, crops in [("sclips", "1"), ("allclips", "10")]:
-        result = last_json(run("test", "--model", str(checkpoint), "--data", str(data),
-                               "--protocol", protocol, "--crops", crops, "--json"))  # fmt: skip
+        result = run_cli("test", "--model", str(checkpoint), "--data", str(data),
+                         "--protocol", protocol, "--crops", crops, "--json")  # fmt: skip
         keys = {"top1", "top5", "mean_class_acc", "videos", "skipped", "seconds", "fps"}
         assert keys <= result.keys()
         assert result["videos"] == 4 and result["skipped"] == []
+        assert (result["protocol"], result["crops"]) == (protocol, int(crops))
         assert result["top5"] == 100.0  # two classes: the true one is always among the top 5
-        assert result["top1"] in (0.0, 25.0, 50.0, 75.0, 100.0)  # video accuracy over 4 videos
+        assert result["top1"] == pytest.approx(expected[protocol][0])
+        assert result["mean_class_acc"] == pytest.approx(expected[protocol][1])
         assert result["frames"] == 4 * 24  # every frame of every test video, read or not
         assert result["fps"] == pytest.approx(result["frames"] / result["seconds"])
-        if protocol == "sclips":
-            assert result["top1"] == pytest.approx(100 * correct.mean())
-            assert result["mean_class_acc"] == pytest.approx(100 * np.mean(per_class))
 
 
-def test_predict_reports_failures_and_exits_1(trained, tmp_path):
-    data, checkpoint, _ = trained
+def test_predict_reports_failures_and_exits_1(trained_model, tmp_path):
+    data, checkpoint, _ = trained_model
     good = next(data.glob("RedThing/*.avi"))
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"\x00" * 100)
-    done = run(
+    done = run_cli(
         "predict", str(good), str(bad), "--model", str(checkpoint), "--top", "2", "--json", expect=1
     )
-    results = last_json(done)["results"]
+    results = done["results"]
     assert results[0]["video"] == str(good) and len(results[0]["labels"]) == 2
     labels = results[0]["labels"]  # both classes of the model: their probabilities sum to 1
     assert {x["label"] for x in labels} == {"RedThing", "GreenThing"}
@@ -104,9 +88,9 @@ def test_predict_reports_failures_and_exits_1(trained, tmp_path):
     )
 
 
-def test_data_check_json(trained, tmp_path):
-    data, _, _ = trained
-    result = last_json(run("data", "check", "--data", str(data), "--json"))
+def test_data_check_json(trained_model, tmp_path):
+    data, _, _ = trained_model
+    result = run_cli("data", "check", "--data", str(data), "--json")
     assert {
         "format",
         "classes",
@@ -121,11 +105,11 @@ def test_data_check_json(trained, tmp_path):
     assert result["frames"] == {"min": 24, "median": 24.0, "max": 24}
 
 
-def test_data_check_reports_broken_files(tiny_dataset):
+def test_data_check_reports_broken_files(tiny_dataset_copy):
     from conftest import add_broken_files
 
-    zero, cut, one = add_broken_files(tiny_dataset)
-    result = last_json(run("data", "check", "--data", str(tiny_dataset), "--json"))
+    zero, cut, one = add_broken_files(tiny_dataset_copy)
+    result = run_cli("data", "check", "--data", str(tiny_dataset_copy), "--json")
     assert result["ok"] == 20 and result["train"] == 15 and result["test"] == 9
     assert [Path(u["path"]).name for u in result["unreadable"]] == [Path(zero).name]
     assert result["unreadable"][0]["error"] == "empty file (0 bytes)"
@@ -154,25 +138,26 @@ def test_usage_errors_exit_2_with_one_line(args, capsys):
     assert len(err.splitlines()) == 1 and err.startswith("tc3d: error:")
 
 
-def test_corrupt_model_exits_1_with_one_line(trained, tmp_path):
-    data, checkpoint, _ = trained
+def test_corrupt_model_exits_1_with_one_line(trained_model, tmp_path):
+    data, checkpoint, _ = trained_model
     broken = tmp_path / "broken.pt"
     broken.write_bytes(checkpoint.read_bytes()[:5000])
-    done = run("test", "--model", str(broken), "--data", str(data), "--json", expect=1)
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    done = run_cli("test", "--model", str(broken), "--data", str(data), "--json", expect=1)
+    assert len(done["stderr"].strip().splitlines()) == 1 and "Traceback" not in done["stderr"]
 
 
 def test_help_explains_every_command():
     for command in ("synth", "train", "test", "predict", "demo"):
-        done = run(command, "--help")
-        assert "--json" in done.stdout
-    assert "check" in run("data", "--help").stdout
+        done = run_cli(command, "--help")
+        assert "--json" in done["stdout"]
+    assert "check" in run_cli("data", "--help")["stdout"]
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), *"--classes 3 --per-class 6 --iters 3 --json".split()]
-    result = last_json(run(*args))
+    result = run_cli(*args)
     assert {
         "top1",
         "top1_s1",
@@ -185,9 +170,9 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     assert (out / "s3" / "best.pt").exists() and (out / "s1" / "best.pt").exists()
     # The figures are those of the files it wrote: tc3d test gives the same top-1s
     tested = {
-        name: last_json(
-            run("test", "--model", str(out / model), "--data", str(out / "data"), "--json")
-        )["top1"]
+        name: run_cli("test", "--model", str(out / model), "--data", str(out / "data"), "--json")[
+            "top1"
+        ]
         for name, model in (("s3", "s3/best.pt"), ("s1", "s1/best.pt"), ("tc3d", "s3.tc3d"))
     }
     assert (result["top1"], result["top1_s1"]) == (tested["s3"], tested["s1"])
@@ -204,7 +189,7 @@ def test_demo_runs_end_to_end_with_its_json_keys(tmp_path):
     assert runs["s3"]["init"] == "motion" and runs["s3_scratch"]["init"] == "scratch"
     assert len(result["predictions"]) == 3  # one test video of each tier
     assert result["compressed_bytes"] == (out / "s3.tc3d").stat().st_size < result["size_bytes"]
-    again = last_json(run(*args))  # a second run reuses the data and the finished trainings
+    again = run_cli(*args)  # a second run reuses the data and the finished trainings
     assert again["top1"] == result["top1"] and again["seconds"] < result["seconds"]
 
 
@@ -220,7 +205,7 @@ def test_training_on_only_broken_videos_fails_with_one_line(tmp_path):
     )
     for video in root.glob("*/*.avi"):
         video.write_bytes(b"")  # every file unreadable
-    done = run(
+    done = run_cli(
         "train",
         "--data",
         str(root),
@@ -238,6 +223,6 @@ def test_training_on_only_broken_videos_fails_with_one_line(tmp_path):
         "1",
         expect=1,
     )
-    lines = done.stderr.strip().splitlines()
+    lines = done["stderr"].strip().splitlines()
     assert lines[-1].startswith("tc3d: error:") and "unreadable videos in a row" in lines[-1]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done["stderr"]

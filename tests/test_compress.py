@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from tc3d.compress import prune, share
 from tc3d.compress.pipeline import STAGES, write_compressed
@@ -279,17 +278,9 @@ def test_files_of_another_kind_are_rejected(tmp_path, content):
 # the commands, end to end on real tiny videos
 
 
-def _run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-m", "tc3d", *args], capture_output=True, text=True, timeout=600, env=env
-    )
-    assert done.returncode == expect, done.stderr[-3000:]
-    return done
-
-
-def _json(done: subprocess.CompletedProcess) -> dict:
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _run(*args: str, expect: int = 0) -> dict:
+    """``tc3d ARGS`` on one thread per process: its JSON (conftest.run_cli)."""
+    return run_cli(*args, expect=expect, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +313,7 @@ def compressed(tmp_path_factory):
     out = root / "m.tc3d"
     args = ["compress", "--model", checkpoint, "--out", str(out), "--data", str(data),
             "--epochs", "0.34", "--batch-size", "4", "--workers", "0", "--json"]  # fmt: skip
-    return data, out, args, _json(_run(*args))
+    return data, out, args, _run(*args)
 
 
 def test_compress_json_and_file(compressed):
@@ -352,14 +343,14 @@ def test_compress_json_and_file(compressed):
 def test_test_and_predict_accept_tc3d(compressed):
     data, out, _, result = compressed
     huffman_top1 = result["stages"][-1]["top1"]
-    tested = _json(_run("test", "--model", str(out), "--data", str(data), "--json"))
+    tested = _run("test", "--model", str(out), "--data", str(data), "--json")
     assert tested["top1"] == huffman_top1
     # predict reads the .tc3d file to the same answers: its top-1 over the test videos
     listed = (data / "splits" / "testlist01.txt").read_text().split()
     videos = [str(data / rel) for rel in listed]
-    predicted = _json(
-        _run("predict", *videos, "--model", str(out), "--top", "1", "--json", expect=1)
-    )["results"]  # exit 1: one test video is broken
+    # exit 1: one test video is broken
+    predicted = _run("predict", *videos, "--model", str(out), "--top", "1", "--json", expect=1)
+    predicted = predicted["results"]
     correct = [
         r["labels"][0]["label"] == rel.split("/")[0]
         for r, rel in zip(predicted, listed, strict=True)
@@ -404,6 +395,7 @@ def test_compress_resumes_finished_stages(compressed, capsys, monkeypatch):
     assert again["file_bytes"] == first["file_bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("last_finished", ["baseline", "dense"])
 def test_resume_after_an_interruption_gives_the_uninterrupted_file(
     compressed, tmp_path, last_finished
@@ -422,7 +414,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_file(
     resumed_out = tmp_path / "r.tc3d"
     resumed_args = list(args)
     resumed_args[resumed_args.index("--out") + 1] = str(resumed_out)
-    resumed = _json(_run(*resumed_args))
+    resumed = _run(*resumed_args)
     n = len(kept)  # the finished stages were not run again
     assert [s["seconds"] for s in resumed["stages"][:n]] == [
         s["seconds"] for s in first["stages"][:n]

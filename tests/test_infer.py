@@ -44,8 +44,12 @@ def _cache(tmp_path_factory):
 
 
 def _probs(engine: Engine, videos, **kw) -> list[np.ndarray]:
-    """Probabilities in input order (the engine yields in completion order)."""
-    return [r.probs for r in sorted(engine.run(videos, SPEC, **kw), key=lambda r: r.index)]
+    """Probabilities in input order (the engine yields in completion order); fails unless
+    every video was scored."""
+    results = sorted(engine.run(videos, SPEC, **kw), key=lambda r: r.index)
+    assert [r.index for r in results] == list(range(len(videos))) and videos
+    assert [r.error for r in results] == [None] * len(videos)
+    return [r.probs for r in results]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -99,6 +103,7 @@ def test_batching_across_videos_matches_one_at_a_time(tiny):
     alone = [_probs(engine, [v], batch_clips=3)[0] for v in videos]
     # 2 clips per pass: every video's clips are split over passes shared with its neighbours
     batched = _probs(engine, videos, batch_clips=2, workers=2)
+    assert len(alone) == len(batched) == len(videos) == 3
     for a, b in zip(alone, batched, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 

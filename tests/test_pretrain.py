@@ -52,6 +52,7 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert abs(learning_rate(cfg, 100)) < 1e-12
 
 
+@pytest.mark.slow
 def test_cli_pretrain_then_train_from_it(tmp_path, tiny_dataset):
     run = tmp_path / "pre"
     out = run_cli(

@@ -48,10 +48,21 @@ def _test_videos(data: Path) -> list[str]:
 
 
 def _int8_probs(model_path, videos, fallback=()) -> tuple[list[np.ndarray], dict]:
+    """Every video's int8 probabilities, in order; fails unless each one was scored."""
     loaded = load_model_file(model_path)
     engine = make_engine(loaded, CPU, "int8", fallback_videos=fallback)
     results = sorted(engine.run(videos, loaded.clip), key=lambda r: r.index)
+    assert [r.index for r in results] == list(range(len(videos))) and videos
+    assert [r.error for r in results] == [None] * len(videos)
     return [r.probs for r in results], engine.calibration_info
+
+
+def _assert_same_probs(first: list[np.ndarray], second: list[np.ndarray]) -> None:
+    """Bit for bit, video by video; something must have been compared."""
+    assert first and len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        assert a is not None and a.ndim == 1 and len(a) >= 2
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fixed_ranges_rebuild_the_calibrated_model_bit_for_bit():
@@ -77,8 +88,9 @@ def test_fixed_ranges_rebuild_the_calibrated_model_bit_for_bit():
 
 
 def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
-    tiny_dataset, tmp_path, cache, caplog
+    tiny_dataset_copy, tmp_path, cache, caplog
 ):
+    tiny_dataset = tiny_dataset_copy  # renamed below
     checkpoint = _trained_checkpoint(tmp_path / "run" / "best.pt", tiny_dataset)
     untouched = tmp_path / "copy" / "best.pt"  # the same model, never run at int8
     untouched.parent.mkdir()
@@ -103,8 +115,7 @@ def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
     videos = [v.replace(str(tiny_dataset), str(data_elsewhere)) for v in videos]
     there, info = _int8_probs(moved, videos, fallback=elsewhere)
     assert info["cached"] and info["file"] == str(moved) and "not reachable" not in caplog.text
-    for a, b in zip(here, there, strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_probs(here, there)
 
     # What the stored calibration prevents: the same model calibrated on what it is given.
     _, info = _int8_probs(untouched, videos, fallback=elsewhere)
@@ -112,7 +123,8 @@ def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
     assert load_checkpoint(untouched)[KEY]["qparams"] != stored["qparams"]
 
 
-def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset, tmp_path, cache):
+def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset_copy, tmp_path, cache):
+    tiny_dataset = tiny_dataset_copy  # renamed below
     checkpoint = _trained_checkpoint(tmp_path / "best.pt", tiny_dataset)
     out = tmp_path / "m.tc3d"
     assert main(["compress", "--model", str(checkpoint), "--out", str(out), "--json"]) == 0
@@ -134,8 +146,7 @@ def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset, tmp_pa
     data_elsewhere = tiny_dataset.rename(tmp_path / "gone")
     videos = [v.replace(str(tiny_dataset), str(data_elsewhere)) for v in videos]
     there, _ = _int8_probs(moved, videos)
-    for a, b in zip(here, there, strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_probs(here, there)
 
 
 def test_tc3d_without_calibration_gets_one_at_its_first_int8_use(tmp_path, caplog):
@@ -153,8 +164,7 @@ def test_tc3d_without_calibration_gets_one_at_its_first_int8_use(tmp_path, caplo
         assert torch.equal(v, weights[k])
     second, info = _int8_probs(out, videos)
     assert info["cached"]
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_probs(first, second)
 
 
 def test_shipped_model_is_never_written_and_uses_the_cache(tmp_path, cache, caplog):
@@ -169,8 +179,7 @@ def test_shipped_model_is_never_written_and_uses_the_cache(tmp_path, cache, capl
     assert shipped.read_bytes() == before
     second, info = _int8_probs("motion", videos)
     assert info["cached"] and Path(info["file"]).parent == cache
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_probs(first, second)
 
 
 def test_a_checkpoint_rewritten_during_calibration_is_not_overwritten(tmp_path, monkeypatch):

@@ -181,6 +181,7 @@ def test_no_url_reads_a_file_of_the_server(setup):
     assert status == 200 and body[:4] == b"RIFF"
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(setup, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait

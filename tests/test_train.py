@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import add_broken_files
+from conftest import add_broken_files, tc3d_command
 
 from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device, set_rng_state
@@ -130,7 +130,8 @@ def test_schedule():
     assert learning_rate(cfg, 25) == pytest.approx(0.001)
 
 
-def test_bad_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
+def test_bad_videos_are_skipped_and_reported(tiny_dataset_copy, tmp_path):
+    tiny_dataset = tiny_dataset_copy  # broken files are added to it
     names = add_broken_files(tiny_dataset)
     out = tmp_path / "run"
     result = train(
@@ -142,10 +143,6 @@ def test_bad_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
     metrics = evaluate(load_model_file(out / "best.pt"), split.test, resolve_device("cpu"))
     assert metrics["videos"] == 8  # 6 good + truncated + 1-frame
     assert [Path(s["path"]).name for s in metrics["skipped"]] == [Path(names[0]).name]
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tc3d", *args]
 
 
 def _train_args(data: Path, out: Path, iters: int) -> list[str]:
@@ -181,6 +178,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_write_keeps_the_last_whole_checkpoint_and_resumes(tiny_dataset, tmp_path):
     """The guarantee: after kill -9 at any moment, RUN/last.pt is a whole checkpoint (the
     previous one if the kill hit its rewrite) and --resume continues from it. A torn write can
@@ -206,7 +204,7 @@ def test_kill_minus_9_mid_write_keeps_the_last_whole_checkpoint_and_resumes(tiny
     assert load_model_file(out / "last.pt").classes == ["RedThing", "GreenThing", "BlueThing"]
 
     done = subprocess.run(
-        _cli(*_train_args(tiny_dataset, out, 9), "--resume", "--debug"),
+        tc3d_command(*_train_args(tiny_dataset, out, 9), "--resume", "--debug"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -251,13 +249,14 @@ def _ignore_sigint():  # as a non-interactive shell starts a background job
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_saves_the_steps_done(tiny_dataset, tmp_path, signum):
     out = tmp_path / "run"
     args = _train_args(tiny_dataset, out, 400)
     args[args.index("--eval-every") + 1] = "1000"  # no periodic checkpoint before the signal
     proc = subprocess.Popen(
-        _cli(*args),
+        tc3d_command(*args),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

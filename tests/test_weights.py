@@ -88,6 +88,7 @@ def test_motion_features_group_by_motion_not_look(tmp_path):
     assert np.mean(same_motion) > np.mean(same_look)
 
 
+@pytest.mark.slow
 def test_train_fine_tunes_motion_by_default(tiny_dataset, tmp_path):
     """The default recipe: motion's stem stays as shipped (weights and batch-norm
     statistics), layer1-4 adapt, and the new classifier and fusion learn 40x faster."""
@@ -113,6 +114,7 @@ def test_train_fine_tunes_motion_by_default(tiny_dataset, tmp_path):
     assert groups[1]["lr"] == pytest.approx(40 * groups[0]["lr"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init", [None, "scratch"])
 def test_another_width_without_init_trains_from_scratch_and_says_so(tiny_dataset, tmp_path, init):
     flags = ["--init", init] if init else []
