@@ -38,7 +38,7 @@ for side in old new; do
   run synth synth data --per-class 4 --seed 0
   run synth_surveillance synth surv --kind surveillance --per-class 2 --seed 0
   run synth_pairs synth pairs --kind pairs --per-class 10 --seed 0
-  (cd "$o" && find data surv pairs -type f | sort | xargs sha256sum > videos.sha256)
+  (cd "$o" && find data surv pairs -type f ! -name .tc3d_synth.json | sort | xargs sha256sum > videos.sha256)
   run data_check data check --data data
   run train train --data data --out run --init scratch --width 0.25 --crop 64 --iters 40 \
     --eval-every 40 --seed 0

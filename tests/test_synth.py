@@ -11,7 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from tc3d.synthetic import synth
+from tc3d.io import atomic_write_text
+from tc3d.synthetic import pairs, pool, surveillance, synth
 from tc3d.synthetic.synth import (
     CLASS_TIERS,
     TIERS,
@@ -106,7 +107,8 @@ def test_same_seed_same_bytes_for_any_worker_count(dataset, tmp_path):
 
 
 def test_rerun_renders_only_the_missing_videos(dataset, tmp_path):
-    """The one resume rule: a video file that exists is whole (writes are atomic) and is kept."""
+    """With the same settings, a video file that exists is whole (writes are atomic) and is
+    kept: only the missing one is rendered."""
     root, summary, _ = dataset
     shutil.copytree(root, tmp_path, dirs_exist_ok=True)
     videos = sorted(tmp_path.glob("*/*.avi"))
@@ -137,19 +139,123 @@ def test_seed_changes_bytes_and_rewrite_overwrites(tmp_path):
     assert a.read_bytes() == first
 
 
-def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    real = synth.render_video
+def _interrupt_video(monkeypatch, n: int) -> None:
+    """The n-th video rendered from now on stops after 5 frames, as if Ctrl-C were pressed."""
+    real, count = synth.render_video, iter(range(1, 1 << 30))
 
-    def broken(spec):
+    def render(spec):
         frames = real(spec)
-        for _ in range(5):
-            yield next(frames)
-        raise KeyboardInterrupt
+        if next(count) == n:
+            for _ in range(5):
+                yield next(frames)
+            raise KeyboardInterrupt
+        yield from frames
 
-    monkeypatch.setattr(synth, "render_video", broken)
+    monkeypatch.setattr(synth, "render_video", render)
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    _interrupt_video(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         write_video(VideoSpec("FloatBall", 1, 1, 0, 20), tmp_path / "v.avi")
     assert list(tmp_path.iterdir()) == []
+
+
+def _files(root) -> dict[str, bytes]:
+    """Every file under root (the settings record too) by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Uninterrupted small sets (one class, 3 videos) of seeds 0 and 1: {seed: folder}."""
+    roots = {seed: tmp_path_factory.mktemp(f"small{seed}") for seed in (0, 1)}
+    for seed, root in roots.items():
+        make_synthetic_dataset(root, classes=1, per_class=3, seed=seed, workers=1)
+    return roots
+
+
+def test_interrupted_run_resumes_to_the_same_bytes(small, tmp_path, monkeypatch):
+    _interrupt_video(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path, classes=1, per_class=3, seed=1, workers=1)
+    monkeypatch.undo()
+    (done,) = tmp_path.glob("*/*.avi")  # the first video is whole, the second left no file
+    stamp, calls = done.stat().st_mtime_ns, []
+    make_synthetic_dataset(
+        tmp_path, classes=1, per_class=3, seed=1, workers=1, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(2, 3), (3, 3)] and done.stat().st_mtime_ns == stamp  # kept, not redone
+    assert _files(tmp_path) == _files(small[1])
+
+
+def test_other_seed_renders_every_video_again(small, tmp_path, monkeypatch, caplog):
+    """Another seed's videos are replaced, also when that re-render is interrupted on the way:
+    the videos it had not reached yet are not mistaken for finished ones."""
+    shutil.copytree(small[0], tmp_path, dirs_exist_ok=True)
+    _interrupt_video(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path, classes=1, per_class=3, seed=1, workers=1)
+    monkeypatch.undo()
+    old, new, now = _files(small[0]), _files(small[1]), _files(tmp_path)
+    videos = [rel for rel in new if rel.endswith(".avi")]
+    assert sorted(now[v] == new[v] for v in videos) == [False, False, True]  # one redone
+    assert sorted(now[v] == old[v] for v in videos) == [False, True, True]
+    with caplog.at_level("WARNING", logger="tc3d.synthetic.pool"):
+        make_synthetic_dataset(tmp_path, classes=1, per_class=3, seed=1, workers=1)
+    assert "rendering all 3 videos" in caplog.text and _files(tmp_path) == new
+
+
+def _record_writes(monkeypatch, module, name) -> list[str]:
+    """Swap the set's video writer for one that writes the spec as text and lists its files."""
+    written = []
+
+    def write(spec, path):
+        atomic_write_text(repr(spec), path)
+        written.append(path.name)
+        return spec.frames
+
+    monkeypatch.setattr(module, name, write)
+    return written
+
+
+@pytest.mark.parametrize(
+    "module, writer, make, same, other",
+    [
+        (surveillance, "write_surveillance_video", surveillance.make_surveillance_dataset,
+         {"seconds": (8, 8.5), "event_seconds": (0.8, 1.0)}, {"seconds": (8, 9)}),
+        (pairs, "write_pair_video", pairs.make_pairs_dataset,
+         {"pairs_per_fold": 2, "frames": (10, 14)}, {"frames": (10, 15)}),
+    ],
+)  # fmt: skip
+def test_every_set_keeps_its_videos_only_under_the_same_settings(
+    module, writer, make, same, other, tmp_path, monkeypatch
+):
+    written = _record_writes(monkeypatch, module, writer)
+    args = {"per_class": 3, "seed": 0, "workers": 1, **same}
+    planned = []  # videos each run planned
+
+    def run(**change) -> list[str]:
+        written.clear()
+        planned.append(make(tmp_path, **{**args, **change}).videos)
+        return sorted(written)
+
+    everything = run()
+    files = _files(tmp_path)
+    assert everything and run() == []  # the same settings: nothing to do
+    gone = next(tmp_path.rglob(everything[0]))
+    gone.unlink()
+    assert run() == [gone.name]
+    for change in ({"seed": 1}, other):  # one setting differs, then none
+        assert run(**change) == everything and run(**change) == []
+        assert run() == everything and _files(tmp_path) == files
+    assert len(run(per_class=4)) == planned[-1] and run(per_class=4) == []
+    assert run() == everything
+    (tmp_path / pool.RECORD).write_text("{not json")  # videos, no readable record: all again
+    assert run() == everything
+    (tmp_path / pool.RECORD).unlink()  # videos and no record (a set from before records)
+    assert run() == everything
+    assert files.items() <= _files(tmp_path).items()  # per_class 4's other videos stay
 
 
 def _tracks(path) -> np.ndarray:

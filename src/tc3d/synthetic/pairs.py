@@ -174,8 +174,9 @@ def make_pairs_dataset(
     pairs_per_fold: int = 30,
     frames: tuple[int, int] = (48, 121),
 ) -> PairsSummary:
-    """Render ``per_class`` videos of each new action and write ``pairs.txt``; videos already
-    on disk are kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
+    """Render ``per_class`` videos of each new action and write ``pairs.txt``; an interrupted
+    run resumes, a run with other settings renders every video again
+    (:mod:`tc3d.synthetic.pool`). ``pairs_per_fold`` shapes ``pairs.txt`` only."""
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2 (a 'same' pair needs two), got {per_class}")
     root = Path(out).resolve()
@@ -186,7 +187,9 @@ def make_pairs_dataset(
     ]
     for a in ACTIONS:
         (root / a).mkdir(parents=True, exist_ok=True)
-    render_all(write_pair_video, [(s, root / s.rel) for s in specs], workers, progress)
+    settings = {"kind": "pairs", "seed": seed, "per_class": per_class, "frames": frames}
+    jobs = [(s, root / s.rel) for s in specs]
+    render_all(write_pair_video, jobs, root, settings, workers, progress)
     pairs = make_pairs(specs, seed, pairs_per_fold)
     lines = "".join(f"{a} {b} {same} {fold}\n" for a, b, same, fold in pairs)
     atomic_write_text(lines, root / "pairs.txt")

@@ -301,13 +301,16 @@ def make_surveillance_dataset(
     seconds: tuple[float, float] = SECONDS,
     event_seconds: tuple[float, float] = EVENT_SECONDS,
 ) -> SurveillanceSummary:
-    """Write the surveillance set to ``out`` in UCF-Crime layout; videos already on disk are
-    kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
+    """Write the surveillance set to ``out`` in UCF-Crime layout; an interrupted run resumes, a
+    run with other settings renders every video again (:mod:`tc3d.synthetic.pool`)."""
     root = Path(out).resolve()
     specs = plan_surveillance(per_class, seed, seconds, event_seconds)
     for s in specs:
         (root / s.rel).parent.mkdir(parents=True, exist_ok=True)
-    render_all(write_surveillance_video, [(s, root / s.rel) for s in specs], workers, progress)
+    jobs = [(s, root / s.rel) for s in specs]
+    settings = {"kind": "surveillance", "seed": seed, "per_class": per_class,
+                "seconds": seconds, "event_seconds": event_seconds}  # fmt: skip
+    render_all(write_surveillance_video, jobs, root, settings, workers, progress)
     train = [s.rel for s in specs if s.train]
     test = [s for s in specs if not s.train]
     _write_lines(root / "Anomaly_Train.txt", train)

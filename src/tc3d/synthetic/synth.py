@@ -319,15 +319,18 @@ def make_synthetic_dataset(
     workers: int = 2,
     progress: Progress | None = None,
 ) -> SynthSummary:
-    """Write the synthetic set to ``out`` in UCF101 layout and return what was written; videos
-    already on disk are kept (:mod:`tc3d.synthetic.pool`), so an interrupted run resumes."""
+    """Write the synthetic set to ``out`` in UCF101 layout and return what was written; an
+    interrupted run resumes, a run with other settings renders every video again
+    (:mod:`tc3d.synthetic.pool`)."""
     root = Path(out).resolve()
     names = class_names(classes)
     specs = plan_videos(names, per_class, seed)
     for cls in names:
         (root / cls).mkdir(parents=True, exist_ok=True)
     (root / "splits").mkdir(parents=True, exist_ok=True)
-    render_all(write_video, [(s, root / s.cls / s.name) for s in specs], workers, progress)
+    jobs = [(s, root / s.cls / s.name) for s in specs]
+    settings = {"kind": "actions", "seed": seed, "per_class": per_class, "classes": names}
+    render_all(write_video, jobs, root, settings, workers, progress)
 
     n_test = max(1, round(len(_group_sizes(per_class)) / 4))  # about a quarter, at least one
     rel = {s: f"{s.cls}/{s.name}" for s in specs}
