@@ -12,7 +12,8 @@ from conftest import indexed_video
 
 from tc3d.cli import main
 from tc3d.device import resolve_device
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.calibration import make_engine
+from tc3d.infer.engine import Engine
 from tc3d.modelfile.checkpoint import load_model_file, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.video.clips import ClipSpec, load_clips

@@ -31,7 +31,8 @@ from tc3d.datasets.annotations import (
 from tc3d.datasets.formats import DatasetFormatError, is_normal_folder, load_dataset
 from tc3d.errors import TC3DError
 from tc3d.figures import save_figure
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.calibration import make_engine
+from tc3d.infer.engine import Engine
 from tc3d.infer.evaluate import score_items
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.video.clips import read_clips

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.calibration import make_engine
+from tc3d.infer.engine import Engine
 from tc3d.io import atomic_write_with
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.video.clips import read_clips

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from tc3d.api import Model, load_model
 from tc3d.datasets.formats import FORMATS
-from tc3d.device import DEVICES
+from tc3d.device import DEVICES, PRECISIONS
 from tc3d.errors import TC3DError
-from tc3d.infer.engine import PRECISIONS
 from tc3d.modelfile.shipped import SHIPPED, resolve
 from tc3d.video.sampling import STRATEGIES
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tc3d.apps.similarity import (
-    DESCRIPTORS,
-    LAYERS,
-    feature_videos,
-    run_similarity,
-    write_feature_file,
-    write_features,
-)
+from tc3d.apps.features import feature_videos, write_feature_file, write_features
+from tc3d.apps.similarity import run_similarity
 from tc3d.cli._common import (
     UsageError,
     common,
@@ -25,6 +19,7 @@ from tc3d.cli._common import (
     progress,
     split_flags,
 )
+from tc3d.infer.features import DESCRIPTORS, LAYERS
 
 
 def _auc(v: float | None) -> str:
@@ -108,10 +103,7 @@ def cmd_tag(args) -> dict:
     else:
         m = load(args)
         with progress("tagging") as update:
-            result = tag_folder(
-                m.loaded, args.folder, args.out, m.device, args.top, m.precision, m.batch_size,
-                args.retry_failed, update,
-            )  # fmt: skip
+            result = tag_folder(m, args.folder, args.out, args.top, args.retry_failed, update)
     c.print(
         f"{result['videos']} videos: {result['tagged']} tagged now, {result['skipped']} "
         f"already tagged, {len(result['failed'])} failed -> {result['file']}"
@@ -139,10 +131,8 @@ def cmd_features(args) -> dict:
     else:
         m = load(args)
         with progress("extracting features", lazy=True) as update:
-            result = write_features(
-                m.loaded, args.data, args.out, m.device, layers, m.precision, m.batch_size,
-                args.format, args.split, args.splits, update,
-            )  # fmt: skip
+            result = write_features(m, args.data, args.out, layers, args.format, args.split,
+                                    args.splits, update)  # fmt: skip
     c.print(f"{result['videos']} videos, layers {result['dims']} -> {result['file']}")
     print_skipped(c, result["failed"], "failed")
     return result
@@ -154,10 +144,7 @@ def cmd_similarity(args) -> dict:
         raise UsageError(f"videos folder not found: {args.videos}")
     m = load(args)
     with progress("extracting features") as update:
-        result = run_similarity(
-            m.loaded, args.pairs, args.videos, m.device, args.folds, m.precision, m.batch_size,
-            args.roc, update,
-        )  # fmt: skip
+        result = run_similarity(m, args.pairs, args.videos, args.folds, args.roc, update)
     c = console()
     c.print(f"{result['pairs']} pairs, {result['folds']} folds (linear SVM):")
     rows = {**result["layers"], "combined": result["combined"]}
