@@ -117,7 +117,7 @@ def test_bad_video_is_reported_not_fatal(tiny, tmp_path):
 
 def test_bench_json_keys(tiny, tmp_path):
     import tc3d
-    from tc3d.infer.bench import BenchConfig, run_bench
+    from tc3d.apps.bench import BenchConfig, run_bench
     from tc3d.models.complexity import count_flops, count_parameters
     from tc3d.models.res3d import res3d18
 
