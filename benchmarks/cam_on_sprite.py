@@ -23,7 +23,7 @@ import numpy as np
 from tc3d.apps.cam import clip_cams
 from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device
-from tc3d.infer.engine import make_engine
+from tc3d.infer.calibration import make_engine
 from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.video.clips import clips_from_frames
 from tc3d.video.decode import probe, read_frames

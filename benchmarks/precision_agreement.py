@@ -17,7 +17,7 @@ import numpy as np
 
 from tc3d.datasets.formats import load_dataset
 from tc3d.device import resolve_device
-from tc3d.infer.engine import make_engine
+from tc3d.infer.calibration import make_engine
 from tc3d.infer.evaluate import accuracy_metrics
 from tc3d.modelfile.checkpoint import load_model_file
 

@@ -51,7 +51,7 @@ def drive(target: str, model: str, videos: str, out: str, cpus: str = "1") -> di
         from tc3d.apps.tag import tag_folder
 
         m = tc3d.load_model(model)
-        result = tag_folder(m.loaded, videos, out, m.device, progress=progress)
+        result = tag_folder(m, videos, out, progress=progress)
         workers = 1
     else:
         from tc3d.cluster import tag_on_ray

@@ -18,7 +18,7 @@ import torch
 from tc3d.modelfile.checkpoint import save_model
 from tc3d.video.clips import ClipSpec
 from tc3d.video.sampling import SamplingConfig
-from tc3d.infer.bench import synthetic_videos
+from tc3d.apps.bench import synthetic_videos
 from tc3d.models.tc3d import TC3D, ModelConfig
 
 work = Path(sys.argv[1])

@@ -127,7 +127,7 @@ def test_pool5_std_is_the_clips_mean_and_spread(videos, model, tmp_path):
     """pool5+std = [pool5's mean over the clips, their standard deviation], L2-normalised:
     read here clip by clip from the model itself. A one-clip video has no spread."""
     import tc3d
-    from tc3d.apps.similarity import clip_features, extract_features
+    from tc3d.infer.features import clip_features
     from tc3d.video.clips import load_clips
 
     m = tc3d.load_model(model)
@@ -139,7 +139,7 @@ def test_pool5_std_is_the_clips_mean_and_spread(videos, model, tmp_path):
     short = tmp_path / "short.mp4"
     write_video(short, list(rng.integers(0, 255, (4, 40, 40, 3), dtype=np.uint8)))
     paths = [long, short]
-    got = extract_features(m.loaded, paths, m.device, ("pool5", "pool5+std"), engine=engine)
+    got = m.feature_set(paths, ("pool5", "pool5+std"))
     for i, path in enumerate(paths):
         clips, _ = load_clips(path, None, spec, None)
         pool5 = clip_features(engine, clips[0])["pool5"]

@@ -12,7 +12,8 @@ from conftest import indexed_video
 
 from tc3d.cli import main
 from tc3d.device import resolve_device
-from tc3d.infer.engine import Engine, make_engine
+from tc3d.infer.calibration import make_engine
+from tc3d.infer.engine import Engine
 from tc3d.modelfile.checkpoint import load_model_file, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.video.clips import ClipSpec, load_clips
@@ -121,7 +122,7 @@ def test_bad_video_is_reported_not_fatal(tiny, tmp_path):
 
 def test_bench_json_keys(tiny, tmp_path):
     import tc3d
-    from tc3d.infer.bench import BenchConfig, run_bench
+    from tc3d.apps.bench import BenchConfig, run_bench
     from tc3d.models.complexity import count_flops, count_parameters
     from tc3d.models.res3d import res3d18
 

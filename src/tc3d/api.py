@@ -14,19 +14,22 @@ job over thousands of files should not stop at the first broken one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tc3d.device import prepare_model, resolve_device
-from tc3d.infer.engine import PRECISIONS, Engine, make_engine
+from tc3d.device import PRECISIONS, prepare_model, resolve_device
+from tc3d.infer.calibration import make_engine
+from tc3d.infer.engine import Engine, VideoResult
+from tc3d.infer.evaluate import check_classes, evaluate, prediction, score_videos
+from tc3d.infer.features import Features, extract_features
 from tc3d.modelfile.checkpoint import LoadedModel, load_model_file
+from tc3d.progress import Progress
+from tc3d.video.decode import OpenVideo
 from tc3d.video.sampling import SamplingConfig
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -60,24 +63,23 @@ class Model:
             )
         return self._engine
 
+    def score(
+        self, videos: Sequence[str | Path | OpenVideo], progress: Progress | None = None
+    ) -> list[VideoResult]:
+        """Per video, in order, its :class:`~tc3d.infer.engine.VideoResult`: class
+        probabilities, or the error of a video that could not be read. What ``predict`` and
+        ``tag`` (local or on Ray) format."""
+        # An open video (the page's upload) is read where it is, not opened again by its name.
+        sources = [v if isinstance(v, OpenVideo) else str(v) for v in videos]
+        engine = self.engine([str(v) for v in videos])
+        return score_videos(engine, sources, self.clip, None, self.batch_size, 1, progress)
+
     def predict(
         self, videos: Sequence[str | Path], top: int = 5, progress: Progress | None = None
     ) -> list[dict]:
         """Per video, in order: ``{"video", "labels": [{"label", "prob"}, ...]}`` (the ``top``
         most likely classes) or ``{"video", "error"}``."""
-        from tc3d.infer.evaluate import predict
-
-        paths = [str(v) for v in videos]
-        return predict(
-            self.loaded,
-            paths,
-            self.device,
-            top,
-            self.precision,
-            self.batch_size,
-            progress,
-            self.engine(paths),
-        )
+        return [prediction(self.classes, r, top) for r in self.score(videos, progress)]
 
     def evaluate(
         self,
@@ -95,7 +97,6 @@ class Model:
         name the model's classes; int8 calibrates on a sample of its training videos when the
         model's own training set is not at hand."""
         from tc3d.datasets.formats import load_dataset
-        from tc3d.infer.evaluate import check_classes, evaluate
 
         data_split = load_dataset(data, format, split, splits)
         check_classes(self.classes, data_split.classes)
@@ -128,25 +129,25 @@ class Model:
         as ``tc3d features`` writes them: per video the layer averaged over every
         non-overlapping clip, L2-normalised; rows follow ``videos`` named by ``names`` (the
         paths by default), readable videos only."""
-        from tc3d.apps.similarity import extract_features
 
-        paths = [Path(v) for v in videos]
-        feats = extract_features(
-            self.loaded,
-            paths,
-            self.device,
-            tuple(layers),
-            self.precision,
-            self.batch_size,
-            names,
-            progress,
-            self.engine(paths),
-        )
+        feats = self.feature_set(videos, layers, names, progress)
         failed = [{"video": f["path"], "error": f["error"]} for f in feats.failed]
         out: dict = {k: v.astype(np.float32) for k, v in feats.layers.items()}
         out["videos"] = list(feats.videos)
         out["failed"] = failed
         return out
+
+    def feature_set(
+        self,
+        videos: Sequence[str | Path],
+        layers: Sequence[str] = ("pool5",),
+        names: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> Features:
+        """What :meth:`features` returns, as the :class:`~tc3d.infer.features.Features` that
+        ``tc3d features`` and ``similarity`` save and compare (failures as ``{path, error}``)."""
+        paths = [Path(v) for v in videos]
+        return extract_features(self.engine(paths), self.clip, paths, layers, names, progress)
 
 
 def load_model(

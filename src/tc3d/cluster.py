@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tc3d.apps.tag import CHUNK, TagJob
 from tc3d.errors import TC3DError
+from tc3d.infer.features import Features, check_layers
+from tc3d.progress import Progress
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8  # videos per task (as a local run scores them): what a dying worker can lose
 IN_FLIGHT = 2  # tasks queued at each worker, so that it never waits for the driver
 MAX_DEATHS = 2  # a video on this many workers that died while running it is reported failed
 MAX_RESTARTS = 4  # per worker: Ray restarts a dead worker's process this many times
@@ -43,8 +45,6 @@ RAY_MISSING = "--ray needs Ray, an optional extra: pip install 'tc3d[ray]'"
 # the tc3d.load_model keyword arguments a command line carries
 MODEL_OPTIONS = ("device", "precision", "segments", "frames", "sampling", "offset", "crop",
                  "batch_size")  # fmt: skip
-
-Progress = Callable[[int, int], None]
 
 
 class RayMissing(TC3DError, ImportError):
@@ -324,9 +324,8 @@ def tag_on_ray(
     cpus_per_worker: float = 1.0,
 ) -> dict:
     """``tc3d tag --ray``: :func:`tc3d.apps.tag.tag_folder`'s result and file, computed on the
-    cluster, plus ``cluster: {address, nodes, workers}``."""
-    from tc3d.apps.tag import TagJob
-
+    cluster (chunks of :data:`~tc3d.apps.tag.CHUNK` videos scored by ``Model.predict`` and
+    recorded as a local run records them), plus ``cluster: {address, nodes, workers}``."""
     import_ray()
     job = TagJob(root, out, top_k, retry_failed)
     todo = [str(p) for p in job.todo]
@@ -334,9 +333,7 @@ def tag_on_ray(
     spec = WorkerSpec(model, options, calibration, cpus_per_worker)
 
     def done(ids: list[int], results: list[dict]) -> None:
-        for i, r in zip(ids, results, strict=True):
-            job.record(job.todo[i], r.get("labels"), r.get("error", "could not be scored"))
-        job.save_failures()
+        job.record_predictions([job.todo[i] for i in ids], results)
 
     def lost(i: int, error: str) -> None:
         job.record(job.todo[i], error=error)
@@ -361,11 +358,9 @@ def features_on_ray(
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
 ):
-    """``tc3d features --ray``: the :class:`~tc3d.apps.similarity.Features` that
-    :func:`~tc3d.apps.similarity.extract_features` gives for ``paths`` (same rows, same
+    """``tc3d features --ray``: the :class:`~tc3d.infer.features.Features` that
+    :meth:`tc3d.api.Model.feature_set` gives for ``paths`` (same rows, same
     order), computed on the cluster; and ``{address, nodes, workers}``."""
-    from tc3d.apps.similarity import Features, check_layers
-
     import_ray()
     check_layers(layers)  # before the cluster is asked for anything
     given = [str(p) for p in paths]  # as a local run reports them

@@ -148,7 +148,7 @@ def _speed(s3: dict, data: Path, progress) -> dict:
     test split after a warm-up; int8 supplies the demo's ``fps`` only if its top-1 is within
     0.5 point of fp32's, otherwise fp32's own test-pass figure stands.
     """
-    from tc3d.infer.engine import make_engine
+    from tc3d.infer.calibration import make_engine
     from tc3d.infer.evaluate import accuracy_metrics
 
     loaded = load_model_file(s3["checkpoint"])

@@ -19,7 +19,8 @@ from tc3d.errors import TC3DError
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")  # int8: inference only (tc3d.infer.quantize)
+AUTOCAST = ("fp32", "bf16")  # what a forward pass under autocast takes (training too)
 
 
 class DeviceError(TC3DError, RuntimeError):
@@ -65,8 +66,8 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def autocast(device: torch.device, precision: str = "fp32"):
     """Context for a forward pass at ``precision`` (fp32: no autocast)."""
-    if precision not in PRECISIONS:
-        raise DeviceError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision not in AUTOCAST:
+        raise DeviceError(f"--precision must be one of {AUTOCAST}, not {precision!r}")
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -13,198 +13,42 @@ clips side by side, so that two actions with the same average features but anoth
 differ. Chosen on a held-out pairs set made with another seed than the one it is reported on
 (docs/RESULTS.md); the paper's descriptors are still reported beside it.
 
-The model runs in the inference engine (:meth:`tc3d.infer.engine.Engine.clip_maps`), at
-fp32, bf16 or int8.
+The features come from the model's engine (:mod:`tc3d.infer.features`), at fp32, bf16 or
+int8.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from tc3d.datasets.dataset import VideoDataset, collate_test
-from tc3d.datasets.files import list_videos
-from tc3d.datasets.formats import DatasetFormatError, VideoItem, load_dataset
-from tc3d.errors import TC3DError
 from tc3d.figures import save_figure
-from tc3d.infer.engine import Engine, make_engine
-from tc3d.io import atomic_write_with
-from tc3d.modelfile.checkpoint import LoadedModel
+from tc3d.infer.features import (  # noqa: F401 - the descriptors' names, as they were here
+    DESCRIPTORS,
+    DYNAMICS,
+    LAYERS,
+    FeatureError,
+    Features,
+    check_layers,
+    clip_features,
+    l2_normalise,
+)
+from tc3d.progress import Progress
+
+if TYPE_CHECKING:
+    from tc3d.api import Model
 
 log = logging.getLogger(__name__)
 
-LAYERS = ("res5b", "pool5", "prob")
-DYNAMICS = "pool5+std"  # pool5's mean and standard deviation over a video's clips
-DESCRIPTORS = (*LAYERS, DYNAMICS)  # what similarity scores; DYNAMICS gives its headline
-CLIP_CHUNK = 32
 
-
-class SimilarityError(TC3DError, RuntimeError):
+class SimilarityError(FeatureError):
     """Bad pairs file or features; str(e) is one line."""
-
-
-def clip_features(engine: Engine, clips: torch.Tensor) -> dict[str, np.ndarray]:
-    """``(N, 3, k, H, W)`` clips -> {layer: ``(N, D)``} for res5b (flattened map), pool5, prob,
-    at the engine's precision (int8 included: its graph returns the res5b map)."""
-    fmap, scores = engine.clip_maps(clips)  # (N, C, T', H', W'), (N, K)
-    return {
-        "res5b": fmap.flatten(1).numpy(),
-        "pool5": fmap.mean(dim=(2, 3, 4)).numpy(),  # what avgpool gives
-        "prob": torch.softmax(scores, dim=-1).numpy(),
-    }
-
-
-def video_vector(descriptor: str, clips: dict[str, np.ndarray]) -> np.ndarray:
-    """One video's vector from its clips' features ``{layer: (n, D)}``: the mean over the
-    clips, or for :data:`DYNAMICS` the mean and the standard deviation side by side (the
-    deviation is zero for a one-clip video, which then compares by its mean alone)."""
-    if descriptor == DYNAMICS:
-        x = clips["pool5"]
-        return np.concatenate([x.mean(0), x.std(0)])
-    return clips[descriptor].mean(0)
-
-
-def check_layers(layers: Sequence[str]) -> None:
-    """A one-line error for an unknown layer, before any video is read."""
-    for layer in layers:
-        if layer not in DESCRIPTORS:
-            raise SimilarityError(
-                f"unknown layer {layer!r}; expected one of {', '.join(DESCRIPTORS)}"
-            )
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-@dataclass
-class Features:
-    videos: list[str]  # as given (relative paths when read from a pairs file)
-    layers: dict[str, np.ndarray]  # layer -> (N, D), L2-normalised
-    failed: list[dict]  # [{path, error}]
-
-
-def extract_features(
-    loaded: LoadedModel,
-    paths: Sequence[str | Path],
-    device: torch.device,
-    layers: Sequence[str] = LAYERS,
-    precision: str = "fp32",
-    batch_size: int = 4,
-    names: Sequence[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    engine: Engine | None = None,
-) -> Features:
-    """Per video: every non-overlapping clip (``allclips``, centre crop), features averaged
-    over the clips (:func:`video_vector`), then L2-normalised. Unreadable videos are listed in
-    ``failed``. The model runs in ``engine`` (made at ``precision`` when None; int8
-    calibrates on the model's training videos, else on the first videos given)."""
-    check_layers(layers)
-    names = list(names) if names is not None else [str(p) for p in paths]
-    spec = replace(loaded.clip, protocol="allclips", crops=1)
-    items = [VideoItem(Path(p), 0) for p in paths]
-    loader = DataLoader(VideoDataset(items, spec, train=False), batch_size=batch_size,
-                        collate_fn=collate_test)  # fmt: skip
-    engine = engine or make_engine(loaded, device, precision, fallback_videos=paths)
-    sums: dict[str, list] = {layer: [] for layer in layers}
-    kept, failed, done = [], [], 0
-    for batch in loader:
-        for b in batch:
-            if "error" in b:
-                failed.append({"path": str(b["path"]), "error": b["error"]})
-                continue
-            clips = b["video"][0]  # (n, 3, k, H, W): one crop
-            feats = [clip_features(engine, c) for c in clips.split(CLIP_CHUNK)]
-            per_clip = {k: np.concatenate([f[k] for f in feats]) for k in LAYERS}
-            for layer in layers:
-                sums[layer].append(video_vector(layer, per_clip))
-            kept.append(names[b["index"]])
-        done += len(batch)
-        if progress:
-            progress(done, len(items))
-    out = {layer: l2_normalise(np.stack(v)) if v else np.zeros((0, 0)) for layer, v in sums.items()}
-    return Features(kept, out, failed)
-
-
-def save_features(features: Features, path: str | Path, classes: Sequence[str] = ()) -> Path:
-    """``.npz`` with one array per layer, ``videos`` and the model's ``classes``; atomic."""
-    path = Path(path)
-    arrays = {"videos": np.array(features.videos), "classes": np.array(list(classes))}
-    atomic_write_with(path, lambda f: np.savez(f, **arrays, **features.layers))
-    return path
-
-
-def feature_videos(
-    root: str | Path, format: str | None = None, split: int = 1, splits: str | Path | None = None
-) -> tuple[list[Path], list[str]]:
-    """The videos ``tc3d features`` reads under ``root`` and the names it stores them by.
-
-    A data set's train and test videos, or (when ``root`` is no data set and no ``format`` was
-    asked for) every video below the folder. Names are relative to ``root`` so that a features
-    file does not depend on where the data set sits."""
-    root = Path(root)
-    try:
-        data = load_dataset(root, format, split, splits)
-        paths = [i.path for i in data.train + data.test]
-    except DatasetFormatError:
-        if format:
-            raise
-        paths = list_videos(root)
-    if not paths:
-        raise SimilarityError(f"no videos under {root}")
-    base = root.resolve()
-    names = [Path(p).resolve().relative_to(base).as_posix()
-             if Path(p).resolve().is_relative_to(base) else str(p)
-             for p in paths]  # fmt: skip
-    return paths, names
-
-
-def write_features(
-    loaded: LoadedModel,
-    root: str | Path,
-    out: str | Path,
-    device: torch.device,
-    layers: Sequence[str] = ("pool5",),
-    precision: str = "fp32",
-    batch_size: int = 4,
-    format: str | None = None,
-    split: int = 1,
-    splits: str | Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """``tc3d features``: the features of every video under ``root`` (:func:`feature_videos`)
-    saved to ``out``; returns ``{videos, dim, dims, layers, file, failed}``."""
-    paths, names = feature_videos(root, format, split, splits)
-    if progress:
-        progress(0, len(paths))
-    feats = extract_features(loaded, paths, device, layers, precision, batch_size, names, progress)
-    return write_feature_file(feats, out, loaded.classes, layers)
-
-
-def write_feature_file(
-    feats: Features, out: str | Path, classes: Sequence[str], layers: Sequence[str]
-) -> dict:
-    """Save ``feats`` (local or from a cluster) and say what was written, as ``tc3d features``
-    reports it."""
-    if not feats.videos:
-        raise SimilarityError("no video could be read")
-    file = save_features(feats, out, classes)
-    dims = {k: int(v.shape[1]) for k, v in feats.layers.items()}
-    return {
-        "videos": len(feats.videos),
-        "dim": dims[layers[0]],
-        "dims": dims,
-        "layers": list(layers),
-        "file": str(file),
-        "failed": feats.failed,
-    }
 
 
 # ---------------------------------------------------------------- pairs and the SVM protocol
@@ -350,16 +194,12 @@ def plot_roc(roc: dict, out: str | Path, title: str = "") -> Path:
 
 
 def run_similarity(
-    loaded: LoadedModel,
+    model: Model,
     pairs_file: str | Path,
     videos_dir: str | Path,
-    device: torch.device,
     folds: int = 10,
-    precision: str = "fp32",
-    batch_size: int = 4,
     roc_png: str | Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """``tc3d similarity``: every descriptor of every video in the pairs, then the SVM
     protocol (:func:`similarity`)."""
@@ -367,8 +207,7 @@ def run_similarity(
     pairs = read_pairs(pairs_file, folds)
     names = sorted({v for p in pairs for v in (p.a, p.b)})
     root = Path(videos_dir)
-    feats = extract_features(loaded, [root / n for n in names], device, DESCRIPTORS, precision,
-                             batch_size, names, progress, engine)  # fmt: skip
+    feats = model.feature_set([root / n for n in names], DESCRIPTORS, names, progress)
     result = similarity(feats, pairs)
     roc = result.pop("_roc")
     result["videos"] = len(feats.videos)

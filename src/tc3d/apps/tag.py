@@ -7,8 +7,9 @@ next run starts. Re-running skips videos already in the file. Videos that cannot
 listed, never fatal, and remembered in ``FILE.failed.jsonl`` with their size and modification
 time, so a re-run does not retry them unless the file changed (or ``retry_failed``).
 
-The model runs through the inference engine (:mod:`tc3d.infer.engine`: background decoding,
-clips batched across videos, fp32/bf16/int8); the caller may pass a prepared one.
+Each chunk of videos is scored by :meth:`tc3d.api.Model.predict` (the inference engine:
+background decoding, clips batched across videos, fp32/bf16/int8) and recorded by
+:meth:`TagJob.record_predictions`, here as on a Ray worker (:mod:`tc3d.cluster`).
 """
 
 from __future__ import annotations
@@ -17,23 +18,21 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from tc3d.datasets.files import list_videos
-from tc3d.datasets.formats import VideoItem
 from tc3d.errors import TC3DError
-from tc3d.infer.engine import Engine, make_engine
-from tc3d.infer.evaluate import score_items, top_labels
 from tc3d.io import atomic_write_text
-from tc3d.modelfile.checkpoint import LoadedModel
+from tc3d.progress import Progress
+
+if TYPE_CHECKING:
+    from tc3d.api import Model
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8  # videos scored between two writes: a kill loses at most this much work
+CHUNK = 8  # videos scored between two writes (and per Ray task): a kill loses at most these
 
 
 class TagError(TC3DError, RuntimeError):
@@ -108,25 +107,6 @@ class _Output:
         self.done.add(key)
 
 
-def score_videos(
-    loaded: LoadedModel,
-    paths: Sequence[Path],
-    device: torch.device,
-    precision: str = "fp32",
-    batch_size: int = 4,
-    engine: Engine | None = None,
-) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """Class probabilities of each readable video, and the error of each unreadable one."""
-    items = [VideoItem(path=p, label=0) for p in paths]
-    scores = score_items(
-        loaded.model, items, loaded.clip, device, precision, batch_size, engine=engine
-    )
-    by_path = {s["path"]: s["error"] for s in scores.skipped}
-    errors = {i: by_path.get(str(p), "could not be scored") for i, p in enumerate(paths)
-              if i not in scores.probs}  # fmt: skip
-    return scores.probs, errors
-
-
 class TagJob:
     """One run over a folder: what is left to tag, and recording each outcome as it comes.
 
@@ -174,6 +154,13 @@ class TagJob:
             self.failed.append({"path": str(path), "error": error})
             self._failures[key] = {"video": key, "error": error, "stamp": _stamp(path)}
 
+    def record_predictions(self, paths: Sequence[Path], predictions: Sequence[dict]) -> None:
+        """Record a chunk as :meth:`tc3d.api.Model.predict` scored it (here or on a Ray
+        worker), then save the failures: the same code for a local and a cluster run."""
+        for path, p in zip(paths, predictions, strict=True):
+            self.record(path, p.get("labels"), p.get("error", "could not be scored"))
+        self.save_failures()
+
     def save_failures(self) -> None:
         """Rewrite ``FILE.failed.jsonl`` (atomically) when there is anything to say."""
         if self.failed or self._failures or self.failed_file.exists():
@@ -191,37 +178,27 @@ class TagJob:
 
 
 def tag_folder(
-    loaded: LoadedModel,
+    model: Model,
     root: str | Path,
     out: str | Path,
-    device: torch.device,
     top_k: int = 5,
-    precision: str = "fp32",
-    batch_size: int = 4,
     retry_failed: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """``tc3d tag``: returns ``{videos, tagged, skipped, failed:[{path, error}], file}``.
 
-    ``engine`` (made at ``precision`` when None, only if there is work) serves every chunk:
-    int8 calibrates once (on the model's training videos, else the first videos to tag).
+    The model's engine serves every chunk: int8 calibrates once (on the model's training
+    videos, else the first videos to tag), and only if there is work.
     """
     job = TagJob(root, out, top_k, retry_failed)
     todo = job.todo
-    if todo and engine is None:
-        engine = make_engine(loaded, device, precision, fallback_videos=todo)
+    if todo:
+        model.engine(todo)
     if progress:
         progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
-        probs, errors = score_videos(loaded, chunk, device, precision, batch_size, engine)
-        for i, p in enumerate(chunk):
-            if i in probs:
-                job.record(p, top_labels(loaded.classes, probs[i], top_k))
-            else:
-                job.record(p, error=errors[i])
-        job.save_failures()
+        job.record_predictions(chunk, model.predict(chunk, top_k))
         if progress:
             progress(start + len(chunk), len(todo))
     return job.summary()

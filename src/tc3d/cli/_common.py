@@ -11,9 +11,8 @@ from pathlib import Path
 
 from tc3d.api import Model, load_model
 from tc3d.datasets.formats import FORMATS
-from tc3d.device import DEVICES
+from tc3d.device import DEVICES, PRECISIONS
 from tc3d.errors import TC3DError
-from tc3d.infer.engine import PRECISIONS
 from tc3d.modelfile.shipped import SHIPPED, resolve
 from tc3d.video.sampling import STRATEGIES
 
@@ -197,3 +196,12 @@ def model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--offset", type=int, default=None, help="override the model's frame step")
     p.add_argument("--crop", type=int, default=None, help="override the model's crop size")
+
+
+def add_command(sub, name: str, func, help: str, description: str, prog: str | None = None):
+    """A model command's parser: the common flags, then the model's, and ``func`` to run."""
+    extra = {"prog": prog} if prog else {}
+    p = sub.add_parser(name, parents=[common()], help=help, description=description, **extra)
+    model_flags(p)
+    p.set_defaults(func=func)
+    return p

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tc3d.apps.similarity import (
-    DESCRIPTORS,
-    LAYERS,
-    feature_videos,
-    run_similarity,
-    write_feature_file,
-    write_features,
-)
+from tc3d.apps.features import feature_videos, write_feature_file, write_features
+from tc3d.apps.similarity import run_similarity
 from tc3d.cli._common import (
     UsageError,
-    common,
+    add_command,
     console,
     existing,
     load,
     model_file,
-    model_flags,
     print_skipped,
     progress,
     split_flags,
 )
+from tc3d.infer.features import DESCRIPTORS, LAYERS
 
 
 def _auc(v: float | None) -> str:
@@ -104,10 +98,7 @@ def cmd_tag(args) -> dict:
     else:
         m = load(args)
         with progress("tagging") as update:
-            result = tag_folder(
-                m.loaded, args.folder, args.out, m.device, args.top, m.precision, m.batch_size,
-                args.retry_failed, update,
-            )  # fmt: skip
+            result = tag_folder(m, args.folder, args.out, args.top, args.retry_failed, update)
     c.print(
         f"{result['videos']} videos: {result['tagged']} tagged now, {result['skipped']} "
         f"already tagged, {len(result['failed'])} failed -> {result['file']}"
@@ -135,10 +126,8 @@ def cmd_features(args) -> dict:
     else:
         m = load(args)
         with progress("extracting features", lazy=True) as update:
-            result = write_features(
-                m.loaded, args.data, args.out, m.device, layers, m.precision, m.batch_size,
-                args.format, args.split, args.splits, update,
-            )  # fmt: skip
+            result = write_features(m, args.data, args.out, layers, args.format, args.split,
+                                    args.splits, update)  # fmt: skip
     c.print(f"{result['videos']} videos, layers {result['dims']} -> {result['file']}")
     print_skipped(c, result["failed"], "failed")
     return result
@@ -150,10 +139,7 @@ def cmd_similarity(args) -> dict:
         raise UsageError(f"videos folder not found: {args.videos}")
     m = load(args)
     with progress("extracting features") as update:
-        result = run_similarity(
-            m.loaded, args.pairs, args.videos, m.device, args.folds, m.precision, m.batch_size,
-            args.roc, update,
-        )  # fmt: skip
+        result = run_similarity(m, args.pairs, args.videos, args.folds, args.roc, update)
     c = console()
     c.print(f"{result['pairs']} pairs, {result['folds']} folds (linear SVM):")
     rows = {**result["layers"], "combined": result["combined"]}
@@ -182,44 +168,43 @@ def cmd_cam(args) -> dict:
 
 
 def add_anomaly_test(anomaly) -> None:
-    p = anomaly.add_parser(
+    p = add_command(
+        anomaly,
         "test",
-        parents=[common()],
-        prog="tc3d anomaly test",
+        cmd_anomaly_test,
         help="frame-level and video-level ROC AUC on Anomaly_Test.txt",
         description="Score every frame of every test video with sliding clips; frame-level "
         "AUC over all test frames concatenated (labels from Temporal_Anomaly_Annotation.txt), "
         "video-level AUC from the fused S-clip prediction. AUCs are 0-100.",
+        prog="tc3d anomaly test",
     )
-    model_flags(p)
     p.add_argument("--data", required=True, help="UCF-Crime-layout data set root")
     p.add_argument("--splits", default=None, help="folder holding Anomaly_Test.txt etc.")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
-    p.set_defaults(func=cmd_anomaly_test)
 
 
 def add_anomaly_score(anomaly) -> None:
-    p = anomaly.add_parser(
+    p = add_command(
+        anomaly,
         "score",
-        parents=[common()],
-        prog="tc3d anomaly score",
+        cmd_anomaly_score,
         help="per-frame anomaly scores of one video, and a timeline plot",
         description="One anomaly score per decoded frame (mean over the sliding clips that "
         "hold it). With --plot, a PNG timeline with the annotated anomaly intervals shaded "
         "(from --annotations, or the data set's own file when the video sits in one).",
+        prog="tc3d anomaly score",
     )
     p.add_argument("video", metavar="VIDEO")
-    model_flags(p)
     p.add_argument("--plot", default=None, metavar="PNG", help="write a timeline plot here")
     p.add_argument("--annotations", default=None, help="Temporal_Anomaly_Annotation.txt")
     p.add_argument("--stride", type=int, default=None, help="frames between sliding clips")
-    p.set_defaults(func=cmd_anomaly_score)
 
 
 def add_tag(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "tag",
-        parents=[common()],
+        cmd_tag,
         help="label every video under a folder (CSV or JSONL)",
         description="Write the top-K labels and probabilities of every video under FOLDER "
         "to FILE (.csv or .jsonl), one line per video as it is done. Re-running skips videos "
@@ -227,18 +212,17 @@ def add_tag(sub) -> None:
         "retried only when they change or with --retry-failed), never fatal.",
     )
     p.add_argument("folder", metavar="FOLDER")
-    model_flags(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output .csv or .jsonl")
     p.add_argument("--top", type=int, default=5, help="labels per video (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
-    p.set_defaults(func=cmd_tag)
 
 
 def add_features(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "features",
-        parents=[common()],
+        cmd_features,
         help="clip features averaged per video, L2-normalised (.npz)",
         description="Average the res5b (last conv block, flattened), pool5 (its global "
         "average) or prob (softmax) outputs over every non-overlapping clip of each video and "
@@ -246,7 +230,6 @@ def add_features(sub) -> None:
         "test videos) or any folder of videos. The .npz holds one array per layer, 'videos' "
         "and 'classes'.",
     )
-    model_flags(p)
     p.add_argument("--data", required=True, help="data set root or folder of videos")
     split_flags(p, "data set layout (default: detect; a plain folder of videos also works)")
     p.add_argument(
@@ -257,13 +240,13 @@ def add_features(sub) -> None:
     )
     p.add_argument("--out", required=True, metavar="F.npz", help="output file")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help=RAY_HELP)
-    p.set_defaults(func=cmd_features)
 
 
 def add_similarity(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "similarity",
-        parents=[common()],
+        cmd_similarity,
         help="ASLAN-style same/different action (linear SVM, k-fold)",
         description="Features (res5b, pool5, prob averaged over a video's clips, and pool5+std: "
         "pool5's mean and standard deviation over the clips) of every video in the pairs file, "
@@ -272,18 +255,17 @@ def add_similarity(sub) -> None:
         "combined; the headline auc and accuracy are pool5+std's. Pairs lines: 'video_a "
         "video_b same(0|1) [fold]', paths relative to --videos.",
     )
-    model_flags(p)
     p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
     p.add_argument("--videos", required=True, metavar="DIR", help="folder the paths start in")
     p.add_argument("--folds", type=int, default=10, help="folds when the file has no column")
     p.add_argument("--roc", default=None, metavar="PNG", help="write the ROC curves here")
-    p.set_defaults(func=cmd_similarity)
 
 
 def add_cam(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "cam",
-        parents=[common()],
+        cmd_cam,
         help="class activation heat maps over a video's frames (PNG + GIF)",
         description="Class activation maps (last conv stage weighted by the classifier's "
         "weights for the predicted class), upsampled in time and space and blended onto the "
@@ -291,8 +273,6 @@ def add_cam(sub) -> None:
         "DIR/cam_<clip>_<frame>.png and DIR/cam.gif.",
     )
     p.add_argument("video", metavar="VIDEO")
-    model_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--size", type=int, default=224, help="output image size in pixels")
     p.add_argument("--no-gif", action="store_true", help="PNG frames only")
-    p.set_defaults(func=cmd_cam)

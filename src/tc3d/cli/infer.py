@@ -21,7 +21,7 @@ from tc3d.video.sampling import PROTOCOLS
 
 
 def cmd_bench(args) -> dict:
-    from tc3d.infer.bench import BenchConfig, run_bench
+    from tc3d.apps.bench import BenchConfig, run_bench
 
     if args.model:
         model_file(args.model)

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,18 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.device import autocast, memory_format, to_device
+from tc3d.device import PRECISIONS, autocast, memory_format, to_device
 from tc3d.errors import TC3DError
-from tc3d.infer.calibration import model_calibration
-from tc3d.infer.quantize import Calibration, CalibrationMismatch, quantize_model
+from tc3d.infer.quantize import Calibration, quantize_model
 from tc3d.models.fusion import group_clips
 from tc3d.models.tc3d import TC3D
+from tc3d.progress import Progress
 from tc3d.video.clips import ClipSpec, load_clips
 from tc3d.video.decode import VideoReadError, probe
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "int8")
+__all__ = ["BATCH_CLIPS", "PRECISIONS", "Engine", "EngineError", "VideoResult", "read_videos"]
+
 BATCH_CLIPS = 12  # clips per forward pass: large enough to batch across videos, small latency
 
 
@@ -70,6 +71,99 @@ class _Pending:
     shape: tuple[int, int]  # (crops, n)
     started: float
     scores: dict[int, torch.Tensor] = field(default_factory=dict)  # flat clip index -> (K,)
+
+
+@dataclass
+class _Clip:
+    video: int  # index of its video
+    flat: int  # its index among the video's crops·n clips
+    position: int  # backbone position
+    clip: torch.Tensor  # (3, k, H, W)
+
+
+@dataclass
+class ReadVideo:
+    """A video as a reader thread hands it on: its clips, or why it could not be read."""
+
+    index: int
+    path: str
+    started: float  # when reading began (latency counts from here)
+    clips: torch.Tensor | None = None  # (crops, n, 3, k, H, W)
+    frames: int = 0
+    error: str | None = None
+
+    def failure(self) -> VideoResult:
+        """The :class:`VideoResult` of a video that could not be read."""
+        latency = time.perf_counter() - self.started
+        return VideoResult(self.index, self.path, frames=self.frames, latency=latency,
+                           error=self.error)  # fmt: skip
+
+
+def _read(index: int, path: str | Path, num_frames: int | None, spec: ClipSpec) -> ReadVideo:
+    started = time.perf_counter()
+    try:
+        clips, frames = load_clips(path, num_frames, spec, None)
+        return ReadVideo(index, str(path), started, clips, frames)
+    except VideoReadError as e:
+        return ReadVideo(index, str(path), started, error=e.reason)
+    except Exception as e:  # noqa: BLE001 - one bad file never stops the run
+        return ReadVideo(index, str(path), started, error=f"{type(e).__name__}: {e}")
+
+
+def read_videos(
+    paths: Sequence[str | Path],
+    spec: ClipSpec,
+    num_frames: Sequence[int | None] | None = None,
+    workers: int = 1,
+    ahead: int = 4,
+) -> Iterator[ReadVideo]:
+    """Each video's clips (:func:`~tc3d.video.clips.load_clips`), read by ``workers``
+    background threads at most ``ahead`` videos in advance, in completion order (the input
+    order with one worker). Close the iterator to stop the readers early."""
+    num_frames = list(num_frames) if num_frames is not None else [None] * len(paths)
+    ready: queue.Queue = queue.Queue(maxsize=ahead)  # bounded: never the whole data set
+    stop = threading.Event()
+    next_index = iter(range(len(paths)))
+    lock = threading.Lock()
+
+    def reader():
+        while not stop.is_set():
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            item = _read(i, paths[i], num_frames[i], spec)
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        ready.put(None)  # one end marker per reader
+
+    readers = [threading.Thread(target=reader, daemon=True, name=f"tc3d-reader-{r}")
+               for r in range(max(1, workers))]  # fmt: skip
+    for t in readers:
+        t.start()
+    try:
+        alive = len(readers)
+        while alive:
+            item = ready.get()
+            if item is None:
+                alive -= 1
+            else:
+                yield item
+    finally:
+        stop.set()
+        for t in readers:  # drain, so no reader stays blocked on a full queue
+            while t.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    ready.get(timeout=0.05)
+
+
+def _report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
 
 
 class Engine:
@@ -179,7 +273,7 @@ class Engine:
         num_frames: Sequence[int | None] | None = None,
         workers: int = 1,
         batch_clips: int = BATCH_CLIPS,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[VideoResult]:
         """Score videos; yields each :class:`VideoResult` as soon as its clips are fused.
 
@@ -187,103 +281,60 @@ class Engine:
         ahead, so memory stays bounded); clips of consecutive videos share forward passes.
         Results come in completion order, which is the input order for shared backbones.
         """
-        total = len(paths)
-        num_frames = list(num_frames) if num_frames is not None else [None] * total
-        # Bounded: readers stay a few videos ahead of the model, never the whole data set.
-        ready: queue.Queue = queue.Queue(maxsize=max(4, 2 * workers + batch_clips // 3))
-        stop = threading.Event()
-        next_index = iter(range(total))
-        lock = threading.Lock()
-
-        def load(i: int):
-            started = time.perf_counter()
-            try:
-                video, frames = load_clips(paths[i], num_frames[i], spec, None)
-                return i, started, video, frames, None
-            except VideoReadError as e:
-                return i, started, None, 0, e.reason
-            except Exception as e:  # noqa: BLE001 - one bad file never stops the run
-                return i, started, None, 0, f"{type(e).__name__}: {e}"
-
-        def reader():
-            while not stop.is_set():
-                with lock:
-                    i = next(next_index, None)
-                if i is None:
-                    break
-                item = load(i)
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-            ready.put(None)  # one end marker per reader
-
-        readers = [
-            threading.Thread(target=reader, daemon=True, name=f"tc3d-reader-{r}")
-            for r in range(max(1, workers))
-        ]
-        for t in readers:
-            t.start()
-        alive = len(readers)
+        total, done = len(paths), 0
         pending: dict[int, _Pending] = {}
-        # Queued clips: (video index, flat clip index, backbone position, clip tensor)
-        clips: list[tuple[int, int, int, torch.Tensor]] = []
-        done = 0
-        finished = False
-        try:
+        clips: list[_Clip] = []  # queued, waiting for a forward pass
+        ahead = max(4, 2 * workers + batch_clips // 3)
+        with contextlib.closing(read_videos(paths, spec, num_frames, workers, ahead)) as reads:
+            finished = False
             while not finished or clips:
                 if not finished:
-                    item = ready.get()
-                    if item is None:
-                        alive -= 1
-                        finished = alive == 0
-                    else:
-                        i, started, video, frames, error = item
-                        result = VideoResult(i, str(paths[i]), frames=frames)
-                        if error is not None:
-                            result.error = error
-                            result.latency = time.perf_counter() - started
-                            done += 1
-                            if progress:
-                                progress(done, total)
-                            yield result
-                            continue
-                        crops, n = video.shape[:2]
-                        result.clips = crops * n
-                        pending[i] = _Pending(result, (crops, n), started)
-                        position = self._positions(n)
-                        flat = video.flatten(0, 1)  # (crops·n, 3, k, H, W)
-                        clips += [(i, j, position[j % n], flat[j]) for j in range(crops * n)]
+                    video = next(reads, None)
+                    finished = video is None
+                    if video is not None and video.error is not None:
+                        done += 1
+                        _report(progress, done, total)
+                        yield video.failure()
+                        continue
+                    if video is not None:
+                        clips += self._queue(video, pending)
                 # Run a batch when enough clips wait, or when no more videos will come.
                 if len(clips) < batch_clips and not finished:
                     continue
                 batch, clips = clips[:batch_clips], clips[batch_clips:]
-                for pos in sorted({c[2] for c in batch}):
-                    part = [c for c in batch if c[2] == pos]
-                    scores = self.clip_scores(torch.stack([c[3] for c in part]), pos)
-                    for (vi, j, _, _), s in zip(part, scores, strict=True):
-                        pending[vi].scores[j] = s
-                for vi in sorted({c[0] for c in batch}):
-                    p = pending[vi]
-                    crops, n = p.shape
-                    if len(p.scores) < crops * n:
-                        continue
-                    scores = torch.stack([p.scores[j] for j in range(crops * n)])
-                    p.result.probs = self.fuse(scores.view(crops, n, -1)).numpy()
-                    p.result.latency = time.perf_counter() - p.started
-                    del pending[vi]
+                for result in self._score_batch(batch, pending):
                     done += 1
-                    if progress:
-                        progress(done, total)
-                    yield p.result
-        finally:
-            stop.set()
-            for t in readers:  # drain, so no reader stays blocked on a full queue
-                while t.is_alive():
-                    with contextlib.suppress(queue.Empty):
-                        ready.get(timeout=0.05)
+                    _report(progress, done, total)
+                    yield result
+
+    def _queue(self, video: ReadVideo, pending: dict[int, _Pending]) -> list[_Clip]:
+        """Note a read video as pending and return its clips, each with its backbone."""
+        crops, n = video.clips.shape[:2]
+        result = VideoResult(video.index, video.path, frames=video.frames, clips=crops * n)
+        pending[video.index] = _Pending(result, (crops, n), video.started)
+        position = self._positions(n)
+        flat = video.clips.flatten(0, 1)  # (crops·n, 3, k, H, W)
+        return [_Clip(video.index, j, position[j % n], flat[j]) for j in range(crops * n)]
+
+    def _score_batch(self, batch: list[_Clip], pending: dict[int, _Pending]) -> list[VideoResult]:
+        """One forward pass per backbone over ``batch``; the videos it completes, fused."""
+        for pos in sorted({c.position for c in batch}):
+            part = [c for c in batch if c.position == pos]
+            scores = self.clip_scores(torch.stack([c.clip for c in part]), pos)
+            for c, s in zip(part, scores, strict=True):
+                pending[c.video].scores[c.flat] = s
+        complete = []
+        for vi in sorted({c.video for c in batch}):
+            p = pending[vi]
+            crops, n = p.shape
+            if len(p.scores) < crops * n:
+                continue
+            scores = torch.stack([p.scores[j] for j in range(crops * n)])
+            p.result.probs = self.fuse(scores.view(crops, n, -1)).numpy()
+            p.result.latency = time.perf_counter() - p.started
+            del pending[vi]
+            complete.append(p.result)
+        return complete
 
     def _positions(self, n: int) -> list[int]:
         """Backbone index of each of n time-ordered clips (0 for shared weights)."""
@@ -299,29 +350,6 @@ class Engine:
 def check_int8_device(device: torch.device) -> None:
     if device.type != "cpu":
         raise EngineError("--precision int8 runs on the CPU only (x86 quantised kernels)")
-
-
-def make_engine(
-    loaded,
-    device: torch.device,
-    precision: str = "fp32",
-    fallback_videos: Sequence[str | Path] = (),
-    calibration: Calibration | None = None,
-) -> Engine:
-    """The engine for a loaded model. int8 uses the calibration stored with the model, made
-    and stored at this first int8 use when there is none (on its training videos when
-    reachable, else on ``fallback_videos``, with a warning): :mod:`tc3d.infer.calibration`."""
-    if precision != "int8":
-        return Engine(loaded.model, device, precision)
-    check_int8_device(device)
-    if calibration is not None:
-        return Engine(loaded.model, device, precision, calibration)
-    try:
-        return Engine(loaded.model, device, precision, model_calibration(loaded, fallback_videos))
-    except CalibrationMismatch as e:
-        log.warning("%s: %s; calibrating again", loaded.source, e)
-        renewed = model_calibration(loaded, fallback_videos, renew=True)
-        return Engine(loaded.model, device, precision, renewed)
 
 
 def frame_counts(paths: Sequence[str | Path]) -> list[int | None]:

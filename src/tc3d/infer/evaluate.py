@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from tc3d.datasets.formats import VideoItem
-from tc3d.infer.engine import Engine
+from tc3d.infer.engine import Engine, VideoResult
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.tc3d import TC3D
+from tc3d.progress import Progress
 from tc3d.video.clips import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,25 @@ class Scores:
     seconds: float = 0.0
 
 
+def score_videos(
+    engine: Engine,
+    paths: Sequence[str | Path],
+    spec: ClipSpec,
+    num_frames: Sequence[int | None] | None = None,
+    batch_size: int = 4,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> list[VideoResult]:
+    """Every video's :class:`~tc3d.infer.engine.VideoResult` (probabilities or error), in the
+    order of ``paths``: the one scoring pass behind ``test``, ``predict`` and ``tag``.
+    ``batch_size`` videos' clips share a forward pass."""
+    clips_per_video = spec.sampling.segments * spec.crops
+    results = engine.run(paths, spec, num_frames, workers=max(1, workers),
+                         batch_clips=max(1, batch_size) * clips_per_video,
+                         progress=progress)  # fmt: skip
+    return sorted(results, key=lambda r: r.index)
+
+
 def score_items(
     model: TC3D,
     items: Sequence[VideoItem],
@@ -44,7 +65,7 @@ def score_items(
     precision: str = "fp32",
     batch_size: int = 4,
     workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     positions: Sequence[int] | None = None,
     engine: Engine | None = None,
 ) -> Scores:
@@ -57,16 +78,9 @@ def score_items(
     engine = engine or Engine(model, device, precision)
     out = Scores()
     start = time.perf_counter()
-    clips_per_video = spec.sampling.segments * spec.crops
-    results = engine.run(
-        [item.path for item in items],
-        spec,
-        [item.num_frames for item in items],
-        workers=max(1, workers),
-        batch_clips=max(1, batch_size) * clips_per_video,
-        progress=progress,
-    )
-    for r in results:
+    paths = [item.path for item in items]
+    frames = [item.num_frames for item in items]
+    for r in score_videos(engine, paths, spec, frames, batch_size, workers, progress):
         key = positions[r.index] if positions is not None else r.index
         if r.error is not None:
             out.skipped.append({"path": r.path, "error": r.error})
@@ -119,7 +133,7 @@ def evaluate(
     precision: str = "fp32",
     batch_size: int = 4,
     workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     engine: Engine | None = None,
 ) -> dict:
     """``tc3d test``: video-level metrics plus timing (fps = input frames per second).
@@ -154,6 +168,14 @@ def top_labels(classes: Sequence[str], probs: np.ndarray, top_k: int) -> list[di
     return [{"label": classes[j], "prob": float(probs[j])} for j in order]
 
 
+def prediction(classes: Sequence[str], result: VideoResult, top_k: int) -> dict:
+    """One video's entry of ``tc3d predict``'s results: ``{video, labels}`` or
+    ``{video, error}``."""
+    if result.error is not None or result.probs is None:
+        return {"video": result.path, "error": result.error or "could not be scored"}
+    return {"video": result.path, "labels": top_labels(classes, result.probs, top_k)}
+
+
 def predict(
     loaded: LoadedModel,
     paths: Sequence[str],
@@ -161,20 +183,11 @@ def predict(
     top_k: int = 5,
     precision: str = "fp32",
     batch_size: int = 4,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     engine: Engine | None = None,
 ) -> list[dict]:
     """``tc3d predict``: top-k labels per video, or an error entry; order follows ``paths``."""
-    items = [VideoItem(path=p, label=0) for p in paths]
-    scores = score_items(
-        loaded.model, items, loaded.clip, device, precision, batch_size, 1, progress, None, engine
-    )
-    errors = {s["path"]: s["error"] for s in scores.skipped}
-    results = []
-    for i, p in enumerate(paths):
-        if i in scores.probs:
-            labels = top_labels(loaded.classes, scores.probs[i], top_k)
-            results.append({"video": str(p), "labels": labels})
-        else:
-            results.append({"video": str(p), "error": errors.get(str(p), "could not be scored")})
-    return results
+    engine = engine or Engine(loaded.model, device, precision)
+    paths = [str(p) for p in paths]
+    results = score_videos(engine, paths, loaded.clip, None, batch_size, 1, progress)
+    return [prediction(loaded.classes, r, top_k) for r in results]

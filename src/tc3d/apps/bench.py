@@ -8,6 +8,9 @@ process right after: decode every frame of the file, then take the same clips an
 run the fp32 model eagerly one video at a time. Its top-1 predictions are the fp32 reference
 for ``agreement``. Rows of the paper's Table IV are ``--protocol sclips|allclips`` ×
 ``--crops 1|10``.
+
+An application of the model like ``tag``: it times a :class:`tc3d.api.Model`'s engine and
+checks its top-1 against the same model's fp32 engine.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tc3d.api import Model, load_model
 from tc3d.datasets.files import list_videos
+from tc3d.device import resolve_device
+from tc3d.infer.calibration import weights_calibration
 from tc3d.infer.engine import BATCH_CLIPS, Engine
+from tc3d.modelfile.calibration import cache_dir
+from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.complexity import count_flops, count_parameters
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.video.clips import ClipSpec, clips_from_frames
@@ -140,47 +148,43 @@ def fast_pass(engine: Engine, paths: Sequence[Path], spec: ClipSpec, cfg: BenchC
     return results, seconds
 
 
-def _model(cfg: BenchConfig):
-    """The model to time and how to feed it: a checkpoint's, or a fresh seeded Res3D-18."""
+def _model(cfg: BenchConfig, paths: Sequence[Path]) -> Model:
+    """The model to time, its engine prepared: a checkpoint's (int8: the calibration stored
+    with it, made if none), or a fresh seeded Res3D-18 (int8: calibrated on the bench videos,
+    cached by its weights)."""
     if cfg.model:
-        from tc3d.modelfile.checkpoint import load_model_file
-
-        loaded = load_model_file(cfg.model)
-        return loaded.model, loaded.clip, loaded
+        model = load_model(cfg.model, cfg.device, cfg.precision)
+        model.engine(paths)
+        return model
+    device = resolve_device(cfg.device)
     torch.manual_seed(0)
-    model = TC3D(ModelConfig(cfg.num_classes, width=cfg.width, segments=cfg.segments)).eval()
-    sampling = SamplingConfig(cfg.segments, cfg.frames)
-    return model, ClipSpec(sampling=sampling, crop=cfg.crop), None
+    net = TC3D(ModelConfig(cfg.num_classes, width=cfg.width, segments=cfg.segments)).eval()
+    spec = ClipSpec(sampling=SamplingConfig(cfg.segments, cfg.frames), crop=cfg.crop)
+    calibration = weights_calibration(net, spec, paths) if cfg.precision == "int8" else None
+    engine = Engine(net, device, cfg.precision, calibration)
+    loaded = LoadedModel(net, [str(i) for i in range(cfg.num_classes)], spec, Path())
+    return Model(loaded, device, cfg.precision, _engine=engine)
+
+
+def _videos(cfg: BenchConfig) -> list[Path]:
+    if cfg.videos:
+        paths = list_videos(cfg.videos)
+        if not paths:
+            raise ValueError(f"no video files under {cfg.videos}")
+        return paths
+    folder = cfg.synthetic_dir or cache_dir() / "bench_videos"
+    return synthetic_videos(cfg.synthetic or 20, folder)
 
 
 def run_bench(
     cfg: BenchConfig, progress: Callable[[str], Callable] | None = None, console=None
 ) -> dict:
     """Time the fast pipeline (and the baseline); returns the JSON of ``tc3d bench``."""
-    from tc3d.device import resolve_device
-    from tc3d.infer.calibration import cache_dir, weights_calibration
-    from tc3d.infer.engine import make_engine
-
-    device = resolve_device(cfg.device)
-    if cfg.videos:
-        paths = list_videos(cfg.videos)
-        if not paths:
-            raise ValueError(f"no video files under {cfg.videos}")
-    else:
-        folder = cfg.synthetic_dir or cache_dir() / "bench_videos"
-        paths = synthetic_videos(cfg.synthetic or 20, folder)
-    model, spec, loaded = _model(cfg)
-    spec = replace(spec, protocol=cfg.protocol, crops=cfg.crops)
-    info = machine()
-
-    if loaded is not None:  # int8: the calibration stored with the model (made if none)
-        engine = make_engine(loaded, device, cfg.precision, fallback_videos=paths)
-    else:
-        calibration = None
-        if cfg.precision == "int8":
-            own = replace(spec, protocol="sclips", crops=1)  # as a model file's calibration
-            calibration = weights_calibration(model, own, paths)
-        engine = Engine(model, device, cfg.precision, calibration)
+    paths = _videos(cfg)
+    info = machine()  # before the model is loaded and calibrated
+    model = _model(cfg, paths)
+    spec = replace(model.clip, protocol=cfg.protocol, crops=cfg.crops)
+    engine = model.engine()
     warm = paths[: max(0, cfg.warmup)]
     if warm:
         list(engine.run(warm, spec, None, cfg.workers, cfg.batch_clips))
@@ -190,12 +194,37 @@ def run_bench(
 
     with bar(f"timing {cfg.precision} pipeline") as update:
         results, seconds = fast_pass(engine, paths, spec, cfg, update)
+    out = _figures(model, results, seconds, spec, cfg)
+    out["machine"] = info
+    out["calibration"] = engine.calibration_info
+    top1 = {r.index: int(np.argmax(r.probs)) for r in results if r.error is None}
+    reference = fp32 = replace(model, precision="fp32", _engine=None)
+    if cfg.baseline:
+        with bar("timing the conventional pipeline") as update:
+            out["baseline"], reference = _baseline(fp32.engine(), paths, spec, update)
+        out["speedup"] = out["fps"] / out["baseline"]["fps"]
+    elif cfg.precision != "fp32":
+        reference = {
+            r.index: int(np.argmax(r.probs))
+            for r in fp32.engine().run(paths, spec, None, cfg.workers, cfg.batch_clips)
+            if r.error is None
+        }
+    else:
+        reference = None
+    out["agreement"] = _agreement(top1, reference)
+    out["load_average_after"] = machine()["load_average"]
+    return out
+
+
+def _figures(model: Model, results, seconds: float, spec: ClipSpec, cfg: BenchConfig) -> dict:
+    """The timed pass's figures, in the order ``tc3d bench --json`` prints them."""
+    net = model.loaded.model
     ok = [r for r in results if r.error is None]
     frames = sum(r.frames for r in ok)
     clips = sum(r.clips for r in ok)
     latencies = sorted(1000 * r.latency for r in ok)
-    flops_clip = count_flops(model, spec.sampling.frames, spec.crop, clips=1)
-    out = {
+    flops_clip = count_flops(net, spec.sampling.frames, spec.crop, clips=1)
+    return {
         "videos": len(ok),
         "frames": frames,
         "seconds": seconds,
@@ -204,51 +233,39 @@ def run_bench(
         "clips_per_s": clips / seconds,
         "latency_ms_p50": float(np.median(latencies)) if latencies else None,
         "gflops_per_video": flops_clip * clips / max(1, len(ok)) / 1e9,
-        "params": count_parameters(model.backbone) * len(model.backbones),
+        "params": count_parameters(net.backbone) * len(net.backbones),
         "precision": cfg.precision,
         "protocol": cfg.protocol,
         "crops": cfg.crops,
         "clips_per_video": clips / max(1, len(ok)),
-        "width": model.cfg.width,
-        "segments": model.cfg.segments,
+        "width": net.cfg.width,
+        "segments": net.cfg.segments,
         "batch_clips": cfg.batch_clips,
         "workers": cfg.workers,
         "failed": [{"path": r.path, "error": r.error} for r in results if r.error is not None],
-        "machine": info,
-        "calibration": engine.calibration_info,
     }
-    top1 = {r.index: int(np.argmax(r.probs)) for r in ok}
-    reference = None
-    if cfg.baseline:
-        reference_engine = Engine(model, device, "fp32")
-        one = paths[:1]
-        baseline_pass(reference_engine, one, spec)  # warm-up
-        with bar("timing the conventional pipeline") as update:
-            probs, base_frames, base_seconds = baseline_pass(reference_engine, paths, spec, update)
-        out["baseline"] = {
-            "videos_per_s": len(probs) / base_seconds,
-            "fps": base_frames / base_seconds,
-            "seconds": base_seconds,
-            "frames": base_frames,
-            "precision": "fp32",
-        }
-        out["speedup"] = out["fps"] / out["baseline"]["fps"]
-        reference = {i: int(np.argmax(p)) for i, p in probs.items()}
-    elif cfg.precision != "fp32":
-        reference_engine = Engine(model, device, "fp32")
-        reference = {
-            r.index: int(np.argmax(r.probs))
-            for r in reference_engine.run(paths, spec, None, cfg.workers, cfg.batch_clips)
-            if r.error is None
-        }
-    if reference is not None:
-        both = [i for i in top1 if i in reference]
-        agree = sum(top1[i] == reference[i] for i in both)
-        out["agreement"] = 100.0 * agree / len(both) if both else None
-    else:
-        out["agreement"] = 100.0  # fp32 is its own reference
-    out["load_average_after"] = machine()["load_average"]
-    return out
+
+
+def _baseline(engine: Engine, paths: Sequence[Path], spec: ClipSpec, update):
+    """The conventional pipeline's figures and its top-1 per video (after a warm-up)."""
+    baseline_pass(engine, paths[:1], spec)  # warm-up
+    probs, frames, seconds = baseline_pass(engine, paths, spec, update)
+    figures = {
+        "videos_per_s": len(probs) / seconds,
+        "fps": frames / seconds,
+        "seconds": seconds,
+        "frames": frames,
+        "precision": "fp32",
+    }
+    return figures, {i: int(np.argmax(p)) for i, p in probs.items()}
+
+
+def _agreement(top1: dict[int, int], reference: dict[int, int] | None) -> float | None:
+    """How often (%) the timed run's top-1 is the fp32 reference's; fp32 is its own."""
+    if reference is None:
+        return 100.0
+    both = [i for i in top1 if i in reference]
+    return 100.0 * sum(top1[i] == reference[i] for i in both) / len(both) if both else None
 
 
 class _NoBar:
