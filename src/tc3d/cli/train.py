@@ -16,7 +16,7 @@ from tc3d.cli._common import (
 )
 from tc3d.models.fusion import FUSIONS
 from tc3d.models.tc3d import ARCHS
-from tc3d.training.train import (
+from tc3d.training.config import (
     ANOMALY,
     FINETUNE,
     OPTIMIZERS,
