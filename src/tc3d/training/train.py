@@ -30,18 +30,7 @@ from tc3d.infer.evaluate import accuracy_metrics, score_items
 from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.progress import Progress
 from tc3d.training import distributed
-from tc3d.training.config import (  # noqa: F401  (names importers read from here)
-    ANOMALY,
-    FINETUNE,
-    OPTIMIZERS,
-    PAPER,
-    RECIPES,
-    TrainConfig,
-    TrainError,
-    learning_rate,
-    make_config,
-    settle,
-)
+from tc3d.training.config import TrainConfig, TrainError, learning_rate, settle
 from tc3d.training.init_weights import init_backbones
 from tc3d.training.loop import Fit, Step, Window, fit, make_loader, make_optimizer, steps
 from tc3d.training.rundir import RunDir
