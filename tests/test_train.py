@@ -22,14 +22,9 @@ from tc3d.device import resolve_device, set_rng_state
 from tc3d.infer.evaluate import evaluate
 from tc3d.modelfile.checkpoint import CheckpointError, load_checkpoint, load_model_file
 from tc3d.models.tc3d import TC3D, ModelConfig
-from tc3d.training.train import (
-    TrainConfig,
-    TrainError,
-    learning_rate,
-    make_loader,
-    train,
-    train_one_epoch,
-)
+from tc3d.training.config import TrainConfig, TrainError, learning_rate
+from tc3d.training.loop import make_loader, train_one_epoch
+from tc3d.training.train import train
 from tc3d.video.clips import ClipSpec
 from tc3d.video.sampling import SamplingConfig
 

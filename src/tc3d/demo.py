@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tc3d.api import load_model
 from tc3d.datasets.formats import load_dataset
-from tc3d.device import prepare_model, resolve_device
-from tc3d.infer.evaluate import evaluate, predict
+from tc3d.infer.evaluate import accuracy_metrics
 from tc3d.io import atomic_write_text
-from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.models.complexity import count_parameters
-from tc3d.training.train import TrainConfig, train
+from tc3d.training.config import TrainConfig
+from tc3d.training.train import train
 
 
 @dataclass
@@ -129,15 +129,12 @@ def _train_and_test(
     start = "from scratch" if init == "scratch" else "from motion"
     with progress(f"{step} training T-C3D S={segments} {start}") as update:
         trained = train(tcfg, progress=update)
-    loaded = load_model_file(trained["checkpoint"])
-    device = resolve_device("cpu")
-    prepare_model(loaded.model, device)
-    split = load_dataset(data)
+    model = load_model(trained["checkpoint"], "cpu")
     with progress(f"{step} testing S={segments}") as update:
-        result = evaluate(loaded, split.test, device, workers=cfg.workers, progress=update)
+        result = model.evaluate(data, workers=cfg.workers, progress=update)
     result["checkpoint"] = trained["checkpoint"]
     result["train_seconds"] = trained["seconds"]
-    result["params"] = count_parameters(loaded.model)
+    result["params"] = count_parameters(model.loaded.model)
     return result
 
 
@@ -148,24 +145,20 @@ def _speed(s3: dict, data: Path, progress) -> dict:
     test split after a warm-up; int8 supplies the demo's ``fps`` only if its top-1 is within
     0.5 point of fp32's, otherwise fp32's own test-pass figure stands.
     """
-    from tc3d.infer.calibration import make_engine
-    from tc3d.infer.evaluate import accuracy_metrics
-
-    loaded = load_model_file(s3["checkpoint"])
-    device = resolve_device("cpu")
+    model = load_model(s3["checkpoint"], "cpu", "int8")
+    engine, clip = model.engine(), model.clip
     split = load_dataset(data)
-    engine = make_engine(loaded, device, "int8")
     paths = [str(i.path) for i in split.test]
     counts = [i.num_frames for i in split.test]
-    list(engine.run(paths[:4], loaded.clip, counts[:4]))  # warm-up
+    list(engine.run(paths[:4], clip, counts[:4]))  # warm-up
     with progress("4/5 timing int8 inference") as update:
         start = time.perf_counter()
-        results = list(engine.run(paths, loaded.clip, counts, workers=1, progress=update))
+        results = list(engine.run(paths, clip, counts, workers=1, progress=update))
         seconds = time.perf_counter() - start
     probs = {r.index: r.probs for r in results if r.error is None}
     frames = sum(r.frames for r in results if r.error is None)
     labels = {i: item.label for i, item in enumerate(split.test)}
-    top1 = accuracy_metrics(probs, labels, loaded.classes)["top1"]
+    top1 = accuracy_metrics(probs, labels, model.classes)["top1"]
     fps_int8 = frames / seconds
     use_int8 = abs(top1 - s3["top1"]) <= 0.5
     return {
@@ -177,20 +170,49 @@ def _speed(s3: dict, data: Path, progress) -> dict:
     }
 
 
+class _Laps:
+    """Seconds of each demo step, as ``step_seconds`` reports them."""
+
+    def __init__(self):
+        self.start = self.clock = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.clock, 1)
+        self.clock = now
+
+
+def _forget_other_runs(cfg: DemoConfig, out: Path) -> None:
+    """A different configuration must not resume the trainings of an earlier one."""
+    saved = out / "demo_config.json"
+    if json.loads(saved.read_text() if saved.exists() else "{}") != asdict(cfg):
+        for stale in ("s3", "s1", "s3_scratch"):
+            shutil.rmtree(out / stale, ignore_errors=True)
+    atomic_write_text(json.dumps(asdict(cfg)), saved)
+
+
+def _predict_examples(s3: dict, info: dict, data: Path, progress) -> list[dict]:
+    """The S=3 model's top 3 on one test video of each tier, with the true label."""
+    model = load_model(s3["checkpoint"], "cpu")
+    split = load_dataset(data)
+    picks, truth = [], []
+    for names in info["tiers"].values():
+        label = split.classes.index(names[0])
+        picks += [str(i.path) for i in split.test if i.label == label][:1]
+        truth += [names[0]]
+    with progress("4/5 predicting") as update:
+        predictions = model.predict(picks, top=3, progress=update)
+    for p, true in zip(predictions, truth, strict=True):
+        p["true_label"] = true
+    return predictions
+
+
 def run_demo(cfg: DemoConfig, console, progress) -> dict:
-    start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 1)
-        clock = now
-
+    lap = _Laps()
     info = _synth(cfg, data, console, progress)
     lap("synth")
     console.print(
@@ -198,81 +220,60 @@ def run_demo(cfg: DemoConfig, console, progress) -> dict:
         f"({info['train']} train / {info['test']} test), tiers: "
         + ", ".join(f"{t} {len(n)}" for t, n in info["tiers"].items())
     )
-    if json.loads(
-        (out / "demo_config.json").read_text() if (out / "demo_config.json").exists() else "{}"
-    ) != asdict(cfg):
-        for stale in (
-            "s3",
-            "s1",
-            "s3_scratch",
-        ):  # a different configuration: do not resume old runs
-            shutil.rmtree(out / stale, ignore_errors=True)
-    atomic_write_text(json.dumps(asdict(cfg)), out / "demo_config.json")
-
-    s3 = _train_and_test(cfg, data, out / "s3", 3, cfg.iters, "2/5", progress)
-    lap("s3")
-    s1 = _train_and_test(cfg, data, out / "s1", 1, cfg.iters_s1, "3/5", progress)
-    lap("s1")
-    scratch = _train_and_test(cfg, data, out / "s3_scratch", 3, cfg.iters, "3/5", progress,
-                              init="scratch")  # fmt: skip
-    lap("s3_scratch")
-    compressed = _compress(cfg, data, out, s3["checkpoint"], progress)
+    _forget_other_runs(cfg, out)
+    runs = {}
+    for name, segments, iters, step, init in (
+        ("s3", 3, cfg.iters, "2/5", None),
+        ("s1", 1, cfg.iters_s1, "3/5", None),
+        ("s3_scratch", 3, cfg.iters, "3/5", "scratch"),
+    ):
+        runs[name] = _train_and_test(cfg, data, out / name, segments, iters, step, progress, init)
+        lap(name)
+    compressed = _compress(cfg, data, out, runs["s3"]["checkpoint"], progress)
     lap("compress")
-    tiers3 = _tier_accuracy(s3["per_class"], info["tiers"])
-    tiers1 = _tier_accuracy(s1["per_class"], info["tiers"])
-    tiers_scratch = _tier_accuracy(scratch["per_class"], info["tiers"])
-
-    speed = _speed(s3, data, progress)
+    speed = _speed(runs["s3"], data, progress)
     lap("speed")
-    loaded = load_model_file(s3["checkpoint"])
-    split = load_dataset(data)
-    picks, truth = [], []
-    for names in info["tiers"].values():  # one test video from each tier
-        label = split.classes.index(names[0])
-        picks += [str(i.path) for i in split.test if i.label == label][:1]
-        truth += [names[0]]
-    with progress("4/5 predicting") as update:
-        predictions = predict(loaded, picks, resolve_device("cpu"), top_k=3, progress=update)
-    for p, true in zip(predictions, truth, strict=True):
-        p["true_label"] = true
+    predictions = _predict_examples(runs["s3"], info, data, progress)
     lap("predict")
+    summary = _summary(cfg, info, runs, speed, compressed, predictions)
+    summary["seconds"] = time.perf_counter() - lap.start
+    summary["step_seconds"] = lap.timings
+    _print_summary(summary, console)
+    return summary
 
-    size_bytes = 4 * s3["params"]  # fp32 weights: the model's natural storage
-    summary = {
+
+def _summary(
+    cfg: DemoConfig, info: dict, runs: dict, speed: dict, compressed: dict, predictions: list
+) -> dict:
+    """The demo's JSON: the S=3 model's figures, the comparisons, the compressed file."""
+    s3, s1, scratch = runs["s3"], runs["s1"], runs["s3_scratch"]
+    tiers = {name: _tier_accuracy(r["per_class"], info["tiers"]) for name, r in runs.items()}
+    return {
         "top1": s3["top1"],
         "top1_s1": s1["top1"],
         "top1_scratch": scratch["top1"],
         "iters": cfg.iters,
         "fps": speed["fps"],
         **speed,
-        "size_bytes": size_bytes,
+        "size_bytes": 4 * s3["params"],  # fp32 weights: the model's natural storage
         "compressed_bytes": compressed["file_bytes"],
         "compressed_top1": compressed["stages"][-1]["top1"],
         "compressed_file": compressed["file"],
         "compress_seconds": compressed["seconds"],
         "top5": s3["top5"],
         "mean_class_acc": s3["mean_class_acc"],
-        "tiers": {
-            t: {"s3": tiers3[t], "s1": tiers1[t], "s3_scratch": tiers_scratch[t]}
-            for t in info["tiers"]
-        },
-        "long_term_top1": tiers3.get("long_term"),
-        "long_term_top1_s1": tiers1.get("long_term"),
-        "per_class": {
-            "s3": s3["per_class"],
-            "s1": s1["per_class"],
-            "s3_scratch": scratch["per_class"],
-        },
+        "tiers": {t: {name: tiers[name][t] for name in runs} for t in info["tiers"]},
+        "long_term_top1": tiers["s3"].get("long_term"),
+        "long_term_top1_s1": tiers["s1"].get("long_term"),
+        "per_class": {name: r["per_class"] for name, r in runs.items()},
         "predictions": predictions,
         "videos": info["videos"],
         "test_videos": s3["videos"],
         "params": s3["params"],
         "checkpoint": s3["checkpoint"],
-        "seconds": time.perf_counter() - start,
-        "step_seconds": timings,
+        "seconds": None,
+        "step_seconds": None,
     }
-    _print_summary(summary, console)
-    return summary
 
 
 def _compress(cfg: DemoConfig, data: Path, out: Path, checkpoint: str, progress) -> dict:
@@ -295,7 +296,8 @@ def _compress(cfg: DemoConfig, data: Path, out: Path, checkpoint: str, progress)
         device="cpu",
         test_stages=["huffman"],
     )
-    return compress(ccfg, progress)
+    with progress("4/5 compressing") as update:  # each stage renames the bar
+        return compress(ccfg, update)
 
 
 def _print_summary(s: dict, console) -> None:

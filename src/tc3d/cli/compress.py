@@ -25,9 +25,9 @@ def cmd_compress(args) -> dict:
     existing(args.model, "model file")
     if args.data:
         existing(args.data, "data set root")
-    result = compress(
-        config(CompressConfig, args, stages=parse_stages(args.stages)), progress=progress
-    )
+    cfg = config(CompressConfig, args, stages=parse_stages(args.stages))
+    with progress("compress", lazy=True) as update:  # each stage renames the bar
+        result = compress(cfg, progress=update)
     report.write_reports(result, args.out)
     c = console()
     if result["layers"]:

@@ -16,7 +16,7 @@ from tc3d.cli._common import (
 )
 from tc3d.models.fusion import FUSIONS
 from tc3d.models.tc3d import ARCHS
-from tc3d.training.train import (
+from tc3d.training.config import (
     ANOMALY,
     FINETUNE,
     OPTIMIZERS,
@@ -181,34 +181,38 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate + checkpoint period")
 
 
+def _add_training(sub, name: str, func, **texts) -> None:
+    """``tc3d train`` and ``tc3d anomaly train``: one set of flags, two tasks."""
+    p = sub.add_parser(name, parents=[common()], **texts)
+    data_flags(p)
+    _train_flags(p)
+    p.set_defaults(func=func)
+
+
 def add_train(sub) -> None:
-    p = sub.add_parser(
+    _add_training(
+        sub,
         "train",
-        parents=[common()],
+        cmd_train,
         help="train T-C3D on a data set",
         description="Train T-C3D end to end (S=3 segments of k=8 frames, consecutive "
         "sampling). By default it fine-tunes the shipped pretrained backbone 'motion' (width "
         "0.25, 96-pixel crops) with a recipe measured to work on small data; --recipe paper "
         "gives the paper's values, --init scratch starts from random weights.",
     )
-    data_flags(p)
-    _train_flags(p)
-    p.set_defaults(func=cmd_train)
 
 
 def add_anomaly_train(anomaly) -> None:
-    p = anomaly.add_parser(
+    _add_training(
+        anomaly,
         "train",
-        parents=[common()],
+        cmd_anomaly_train,
         prog="tc3d anomaly train",
         help="train a normal-vs-anomalous T-C3D on video-level labels",
         description="Train T-C3D as a binary classifier of untrimmed videos (normal vs "
         "anomalous) from Anomaly_Train.txt, video-level labels only, S segments spread over "
         "each long video (paper Section IV-A). Flags as 'tc3d train'.",
     )
-    data_flags(p)
-    _train_flags(p)
-    p.set_defaults(func=cmd_anomaly_train)
 
 
 def add_pretrain(sub) -> None:

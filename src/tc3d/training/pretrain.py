@@ -16,23 +16,19 @@ time the model waited for data.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-import tc3d.device  # rng_state / set_rng_state, by their module: "device" is a local here
 from tc3d.device import prepare_model, resolve_device, set_threads, to_device
-from tc3d.io import atomic_write_text
-from tc3d.modelfile.checkpoint import load_checkpoint, save_model
 from tc3d.models.tc3d import TC3D, ModelConfig
+from tc3d.progress import Progress
 from tc3d.synthetic.procedural import (
     CHANGES,
     CountFrom,
@@ -40,11 +36,10 @@ from tc3d.synthetic.procedural import (
     ProceduralConfig,
     class_names,
 )
-from tc3d.training.train import TrainError, _Run, make_optimizer, train_step
+from tc3d.training.loop import Fit, Step, Window, fit, make_optimizer, steps
+from tc3d.training.rundir import RunDir
 from tc3d.video.clips import ClipSpec
 from tc3d.video.sampling import SamplingConfig
-
-log = logging.getLogger(__name__)
 
 VAL_SEED_OFFSET = 1_000_003  # the validation clips come from a stream training never reads
 
@@ -133,125 +128,73 @@ def validate(model: TC3D, batches: list[dict], device: torch.device) -> dict:
     return {f"val_{k}": 100.0 * v / seen for k, v in hits.items()}
 
 
-def pretrain(cfg: PretrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+def _log_line(step: Step, window: Window) -> dict:
+    elapsed = window.wait + window.busy
+    return {
+        "lr": step.lr,
+        "loss": window.loss / window.seen,
+        "train_top1": window.top1,
+        "clips_per_s": window.seen / elapsed,
+        "data_wait": window.wait / elapsed,
+    }
+
+
+def _loader(cfg: PretrainConfig, render: ProceduralConfig, first: int, device) -> DataLoader:
+    """Batches ``first`` to the end of this piece, rendered by the workers on the fly."""
+    return DataLoader(
+        ProceduralBatches(cfg.batch_size, cfg.seed, render, ramp=cfg.curriculum),
+        batch_size=None,
+        sampler=CountFrom(first, min(cfg.iters, cfg.stop_at or cfg.iters)),
+        num_workers=cfg.workers,
+        prefetch_factor=4 if cfg.workers else None,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def pretrain(cfg: PretrainConfig, progress: Progress | None = None) -> dict:
     """Pretrain, checkpointing every ``eval_every`` steps; returns ``{checkpoint, iters,
     seconds, clips_per_s, data_wait, val_top1}``: the JSON of ``tc3d pretrain``."""
     start_time = time.perf_counter()
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         set_threads()
-    out = Path(cfg.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    render_cfg = ProceduralConfig(frames=cfg.frames, size=cfg.crop)
+    run = RunDir(Path(cfg.out).resolve())
+    run.out.mkdir(parents=True, exist_ok=True)
+    render = ProceduralConfig(frames=cfg.frames, size=cfg.crop)
     sampling = SamplingConfig(1, cfg.frames, "consecutive", cfg.offset)
     spec = ClipSpec(sampling, cfg.model_crop or cfg.crop, flip=False)
     torch.manual_seed(cfg.seed)
     model = prepare_model(build_model(cfg), device)
     optimizer = make_optimizer(model, cfg)
-    iteration, best = 0, -1.0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    run = _Run(out, rank=0)  # log.jsonl, cut back to the checkpoint on resume, as train's
-    if cfg.resume and last_path.exists():
-        ckpt = load_checkpoint(last_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        iteration, best = ckpt["iteration"], ckpt["best_top1"]
-        tc3d.device.set_rng_state(ckpt["rng"])
-        run.truncate_log(iteration)
-        log.info("resumed from %s at iteration %d", last_path, iteration)
-    else:
-        if cfg.resume:
-            log.warning("--resume: no %s yet, starting from scratch", last_path)
-        run.log_path.unlink(missing_ok=True)
-    atomic_write_text(json.dumps(asdict(cfg), indent=2) + "\n", out / "config.json")
-
-    val_stream = ProceduralBatches(cfg.batch_size, cfg.seed + VAL_SEED_OFFSET, render_cfg)
+    state = run.start(model, optimizer, cfg.resume)
+    run.write_config(asdict(cfg))
+    val_stream = ProceduralBatches(cfg.batch_size, cfg.seed + VAL_SEED_OFFSET, render)
     val_batches = [val_stream[i] for i in range(max(1, cfg.val_clips // cfg.batch_size))]
-    loader = DataLoader(
-        ProceduralBatches(cfg.batch_size, cfg.seed, render_cfg, ramp=cfg.curriculum),
-        batch_size=None,
-        sampler=CountFrom(iteration, min(cfg.iters, cfg.stop_at or cfg.iters)),
-        num_workers=cfg.workers,
-        prefetch_factor=4 if cfg.workers else None,
-        pin_memory=device.type == "cuda",
-    )
-
-    def checkpoint(metrics: dict | None) -> None:
-        nonlocal best
-        state = {
-            "train_config": asdict(cfg),
-            "iteration": iteration,
-            "best_top1": best,
-            "rng": tc3d.device.rng_state(),
-            "skipped": [],
-        }
-        if metrics is not None and metrics["val_top1"] > best:
-            best = state["best_top1"] = metrics["val_top1"]
-            save_model(best_path, model, class_names(), spec, **state)
-        save_model(last_path, model, class_names(), spec, optimizer=optimizer.state_dict(), **state)
-
-    window = {"loss": 0.0, "correct": 0, "seen": 0, "wait": 0.0, "busy": 0.0}
-    totals = {"clips": 0, "wait": 0.0, "busy": 0.0}
-    metrics: dict = {}
-    waited_since = time.perf_counter()
-    try:
-        for batch in loader:
-            got_batch = time.perf_counter()
-            lr = learning_rate(cfg, iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            video = to_device(batch["video"], device)  # (B, 1, 3, T, H, W)
-            label = batch["label"].to(device)
-            loss, logits = train_step(model, optimizer, video, label, loss_fn=factored_loss)
-            if not math.isfinite(loss):
-                raise TrainError(f"loss became {loss} at iteration {iteration}; lower --lr")
-            iteration += 1
-            done = time.perf_counter()
-            wait, busy = got_batch - waited_since, done - got_batch
-            waited_since = done
-            window["loss"] += loss * len(label)
-            window["correct"] += int((logits.argmax(1) == label).sum())
-            window["seen"] += len(label)
-            window["wait"] += wait
-            window["busy"] += busy
-            totals["clips"] += len(label)
-            totals["wait"] += wait
-            totals["busy"] += busy
-            if progress:
-                progress(iteration, cfg.iters, {"loss": loss, "lr": lr})
-            if iteration % 10 == 0 or iteration == cfg.iters:
-                elapsed = window["wait"] + window["busy"]
-                run.log(
-                    {
-                        "iter": iteration,
-                        "lr": lr,
-                        "loss": window["loss"] / window["seen"],
-                        "train_top1": 100.0 * window["correct"] / window["seen"],
-                        "clips_per_s": window["seen"] / elapsed,
-                        "data_wait": window["wait"] / elapsed,
-                        "seconds": round(time.perf_counter() - start_time, 2),
-                    }
-                )
-                window = dict.fromkeys(window, 0)
-            if iteration % cfg.eval_every == 0 or iteration in (cfg.iters, cfg.stop_at):
-                metrics = validate(model, val_batches, device)
-                run.log({"iter": iteration, **metrics})
-                checkpoint(metrics)
-                waited_since = time.perf_counter()  # validation is not data wait
-    except KeyboardInterrupt:
-        checkpoint(None)
-        log.warning("interrupted: saved %s at iteration %d", last_path, iteration)
-        raise
-    elapsed = totals["wait"] + totals["busy"]
-    if not totals["clips"]:  # resumed at the end: validate, and rewrite with this config
+    stop = min(cfg.iters, cfg.stop_at or cfg.iters)
+    stream = steps(
+        model, optimizer, _loader(cfg, render, state.iteration, device), device, state.skipped,
+        state.iteration, stop, lambda done: None,
+        lr=partial(learning_rate, cfg), loss_fn=factored_loss,
+    )  # fmt: skip
+    plan = Fit(
+        cfg.iters, cfg.stop_at or cfg.iters, cfg.eval_every,
+        validate=lambda: validate(model, val_batches, device),
+        save=partial(run.save, model, optimizer, class_names(), spec, asdict(cfg), state),
+        log_line=_log_line, start_time=start_time,
+    )  # fmt: skip
+    fitted = fit(stream, plan, run, state, progress)
+    totals, metrics = fitted.totals, fitted.metrics
+    if not totals.seen:  # resumed at the end: validate, and rewrite with this config
         metrics = validate(model, val_batches, device)
-        checkpoint(metrics)
+        plan.save(metrics["val_top1"])
+    elapsed = totals.wait + totals.busy
+    best = state.best if state.best >= 0 else None
     return {
-        "checkpoint": str(best_path),
-        "last": str(last_path),
-        "iters": iteration,
+        "checkpoint": str(run.best),
+        "last": str(run.last),
+        "iters": state.iteration,
         "seconds": time.perf_counter() - start_time,
-        "clips_per_s": totals["clips"] / elapsed if elapsed else None,
-        "data_wait": 100.0 * totals["wait"] / elapsed if elapsed else None,
-        "val_top1": metrics.get("val_top1", best if best >= 0 else None),
+        "clips_per_s": totals.seen / elapsed if elapsed else None,
+        "data_wait": 100.0 * totals.wait / elapsed if elapsed else None,
+        "val_top1": metrics.get("val_top1", best),
     }
