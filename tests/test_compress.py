@@ -316,6 +316,7 @@ def compressed(tmp_path_factory):
     return data, out, args, _run(*args)
 
 
+@pytest.mark.slow
 def test_compress_json_and_file(compressed):
     data, out, _, result = compressed
     assert {"stages", "file", "file_bytes", "ratio"} <= result.keys()
@@ -340,6 +341,7 @@ def test_compress_json_and_file(compressed):
     )
 
 
+@pytest.mark.slow
 def test_test_and_predict_accept_tc3d(compressed):
     data, out, _, result = compressed
     huffman_top1 = result["stages"][-1]["top1"]
@@ -370,6 +372,7 @@ def _main_json(capsys, *args: str, expect: int = 0) -> tuple[dict, str]:
     return (json.loads(lines[-1]) if lines else {}), captured.err
 
 
+@pytest.mark.slow
 def test_inspect(compressed, tmp_path, capsys):
     _, out, _, result = compressed
     report, _ = _main_json(capsys, "inspect", str(out), "--json")
@@ -387,6 +390,7 @@ def test_inspect(compressed, tmp_path, capsys):
     assert err.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_compress_resumes_finished_stages(compressed, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     _, _, args, first = compressed

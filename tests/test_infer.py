@@ -296,7 +296,7 @@ def test_stream_reads_an_http_url(tiny, capsys):
     assert summary["decisions"] + summary["dropped_frames"] // 4 == len(range(7, 40, 4))
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=pytest.mark.slow), "torchscript"])
 def test_export_matches_pytorch(tiny, tmp_path, capsys, fmt):
     checkpoint, _ = tiny
     out = tmp_path / f"model.{fmt}"

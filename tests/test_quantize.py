@@ -86,6 +86,7 @@ def test_fixed_ranges_rebuild_the_calibrated_model_bit_for_bit():
         quantize.quantize_backbone(backbone, qparams[:-1], torch.zeros(1, 3, 4, 32, 32))
 
 
+@pytest.mark.slow
 def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
     tiny_dataset_copy, tmp_path, cache, caplog
 ):
@@ -122,6 +123,7 @@ def test_checkpoint_keeps_its_calibration_when_moved_away_from_its_data(
     assert load_checkpoint(untouched)[KEY]["qparams"] != stored["qparams"]
 
 
+@pytest.mark.slow
 def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset_copy, tmp_path, cache):
     tiny_dataset = tiny_dataset_copy  # renamed below
     checkpoint = _trained_checkpoint(tmp_path / "best.pt", tiny_dataset)
@@ -148,6 +150,7 @@ def test_compress_writes_the_calibration_into_the_tc3d_file(tiny_dataset_copy, t
     _assert_same_probs(here, there)
 
 
+@pytest.mark.slow
 def test_tc3d_without_calibration_gets_one_at_its_first_int8_use(tmp_path, caplog):
     checkpoint = random_checkpoint(tmp_path / "m.pt", ["a", "b"], segments=2, frames=4, crop=32)
     out = tmp_path / "m.tc3d"

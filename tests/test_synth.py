@@ -301,6 +301,7 @@ def test_motion_pair_differs_in_measured_direction(pair, stat, tmp_path):
     assert signs == [-1, 1]
 
 
+@pytest.mark.slow
 def test_order_pair_is_time_reversed_in_phase_order(tmp_path):
     n = 150
     first, last = slice(0, int(0.27 * n)), slice(int(0.73 * n), n)  # clear of +-5% jitter

@@ -19,6 +19,7 @@ from tc3d.training.init_weights import backbone_state_from_file
 MOTION = shipped_path("motion")
 
 
+@pytest.mark.slow
 def test_motion_ships_small_inside_the_package_and_is_listed():
     assert MOTION is not None and MOTION.parent.name == "weights"
     assert MOTION.stat().st_size <= 3 * 2**20
@@ -30,6 +31,7 @@ def test_motion_ships_small_inside_the_package_and_is_listed():
     assert inspected["valid"] is True and inspected["file_bytes"] == MOTION.stat().st_size
 
 
+@pytest.mark.slow
 def test_load_by_name_and_a_missing_name_is_a_usage_error(tmp_path):
     loaded = load_model_file("motion")
     assert loaded.classes == class_names() and loaded.model.cfg.width == 0.25
@@ -57,6 +59,7 @@ def _scene(kind: str, colour, n: int = 40) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.slow
 def test_motion_features_group_by_motion_not_look(tmp_path):
     """With no training, pool5 features of the same motion in other colours are closer than
     those of the same colours doing something else."""
