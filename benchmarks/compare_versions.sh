@@ -45,8 +45,9 @@ for side in old new; do
   run test test --model run/last.pt --data data
   run test_int8 test --model run/last.pt --data data --precision int8
   run test_allclips test --model run/last.pt --data data --protocol allclips --crops 10
-  (cd "$o" && ls data/*/*.avi | head -3 > three.txt)
-  mapfile -t three < "$o/three.txt"
+  # (globs in a process substitution: no pipe that SIGPIPE or pipefail could end)
+  mapfile -t videos < <(cd "$o" && printf '%s\n' data/*/*.avi)
+  three=("${videos[@]:0:3}")
   run predict predict "${three[@]}" --model run/last.pt
   run compress_oneshot compress --model run/last.pt --out oneshot.tc3d
   run compress compress --model run/last.pt --out run.tc3d --data data --epochs 0.25
@@ -57,8 +58,8 @@ for side in old new; do
   run similarity similarity --model motion --pairs pairs/pairs.txt --videos pairs
   run anomaly_train anomaly train --data surv --out anomaly --iters 20 --eval-every 20 --seed 0
   run anomaly_test anomaly test --model anomaly/last.pt --data surv
-  surv_video=$(cd "$o" && ls surv/*/*.mp4 surv/*/*.avi 2>/dev/null | head -1)
-  run anomaly_score anomaly score "$surv_video" --model anomaly/last.pt --plot score.png
+  mapfile -t survs < <(cd "$o" && find surv -name '*.avi' -o -name '*.mp4' | sort)
+  run anomaly_score anomaly score "${survs[0]}" --model anomaly/last.pt --plot score.png
   run cam cam "${three[0]}" --model run/last.pt --out cam
   run tag tag data --model run/last.pt --out tags.csv
   run export export --model run/last.pt --format onnx --out model.onnx
