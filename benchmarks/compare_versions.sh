@@ -68,56 +68,7 @@ for side in old new; do
   run models models
 done
 
-$PY - "$OUT" <<'PY'
-import json, re, sys
-from pathlib import Path
-import numpy as np
-import torch
-
-out = Path(sys.argv[1])
-TIMING = re.compile(r"(^|_)(seconds|fps|latency|per_s|_ms|calibration)|^(seconds|fps)$|_s$")
-
-
-def strip(d, side):
-    """Timings, and this side's own folder in paths, differ by construction."""
-    if isinstance(d, dict):
-        return {k: strip(v, side) for k, v in d.items() if not TIMING.search(k)}
-    if isinstance(d, list):
-        return [strip(x, side) for x in d]
-    if isinstance(d, str):
-        return d.replace(str(out / side), "SIDE")
-    return d
-
-
-def load(side, name):
-    path = out / side / "json" / name
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
-    return [strip(json.loads(ln), side) for ln in lines]
-
-
-names = sorted(p.name for p in (out / "new" / "json").iterdir())
-bad = 0
-for name in names:
-    a, b = load("old", name), load("new", name)
-    same = bool(a) and a == b
-    bad += not same
-    print(f"{name.rsplit('.', 1)[0]:20s} {'identical' if same else 'DIFFERENT' if a and b else 'MISSING'}")
-hashes = [(out / s / "videos.sha256").read_text() for s in ("old", "new")]
-print(f"{'synthetic videos':20s} {'identical' if hashes[0] == hashes[1] else 'DIFFERENT'}")
-for run in ("run", "anomaly", "pre"):
-    a, b = (torch.load(out / s / run / "last.pt", weights_only=False)["model"] for s in ("old", "new"))
-    same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    logs = [re.sub(r'"seconds": [0-9.e-]+', "", (out / s / run / "log.jsonl").read_text())
-            for s in ("old", "new")]  # fmt: skip
-    print(f"{run + ' weights':20s} {'identical' if same else 'DIFFERENT'}")
-    print(f"{run + ' log':20s} {'identical' if logs[0] == logs[1] else 'DIFFERENT'}")
-fa, fb = (np.load(out / s / "feats.npz") for s in ("old", "new"))
-same = all(np.array_equal(fa[k], fb[k]) for k in fa.files) and fa.files == fb.files
-print(f"{'feature file':20s} {'identical' if same else 'DIFFERENT'}")
-for f in ("run.tc3d", "oneshot.tc3d", "tags.csv"):
-    same = (out / "old" / f).read_bytes() == (out / "new" / f).read_bytes()
-    print(f"{f:20s} {'identical' if same else 'DIFFERENT'}")
-PY
+$PY benchmarks/compare_outputs.py "$OUT" "$(src old)" "$(src new)"
 
 [ "$BENCH" = 0 ] && exit 0
 lscpu | grep "^Model name"
