@@ -8,17 +8,24 @@ TEST_STAMP := $(VENV)/.tc3d-test-installed
 
 .PHONY: demo test test-fast lint format clean
 
+# (pip compiles every file at install time: keep it, since PYTHONDONTWRITEBYTECODE=1, which CI
+# sets, would otherwise make every process compile torch's modules again on import.)
+PIP := $(BIN)/pip install --quiet
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel on disk, never a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,serve]'
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,serve]'
 	touch $(STAMP)
 
-# The tests also run tag/features on a real Ray cluster: only `make test` pays for Ray.
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
-	touch $(TEST_STAMP)
+# The tests also run tag/features on a real Ray cluster: only `make test` pays for Ray. A fresh
+# checkout installs everything in one pass.
+$(TEST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,serve,ray]'
+	touch $(STAMP) $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tc3d demo --out demo_run
