@@ -14,9 +14,10 @@ from conftest import indexed_video, random_checkpoint
 from tc3d.cli import main
 from tc3d.device import resolve_device
 from tc3d.infer import quantize
-from tc3d.infer.calibration import KEY, make_engine, training_videos
+from tc3d.infer.calibration import make_engine, training_videos
 from tc3d.io import atomic_save
 from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.calibration import KEY
 from tc3d.modelfile.checkpoint import load_checkpoint, load_model_file
 from tc3d.models.res3d import res3d18
 

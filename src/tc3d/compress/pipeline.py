@@ -32,9 +32,9 @@ from tc3d.compress import prune, share
 from tc3d.compress.finetune import CompressError, FineTuner
 from tc3d.compress.workdir import WorkDir
 from tc3d.device import prepare_model, resolve_device, set_threads
-from tc3d.infer.calibration import KEY as CALIBRATION_KEY
 from tc3d.infer.calibration import compress_calibration
 from tc3d.modelfile import tc3dfile as encode
+from tc3d.modelfile.calibration import KEY as CALIBRATION_KEY
 from tc3d.modelfile.checkpoint import LoadedModel, load_checkpoint, load_model_file, model_metadata
 from tc3d.progress import Progress
 

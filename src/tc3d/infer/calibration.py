@@ -48,8 +48,8 @@ from tc3d.video.clips import ClipSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY", "cache_dir", "compress_calibration", "make_engine", "model_calibration",
-           "training_videos", "weights_calibration"]  # fmt: skip
+__all__ = ["compress_calibration", "make_engine", "model_calibration", "training_videos",
+           "weights_calibration"]  # fmt: skip
 
 SALT = f"int8-{FORMAT}"  # names the cache file: another format never reads an old one
 
