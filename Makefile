@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel on disk, never a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,serve]'
+	$(PIP) -e '.[dev,serve,int8]'
 	touch $(STAMP)
 
 # The tests also run tag/features on a real Ray cluster: only `make test` pays for Ray. A fresh
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 $(TEST_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,serve,ray]'
+	$(PIP) -e '.[dev,serve,int8,ray]'
 	touch $(STAMP) $(TEST_STAMP)
 
 demo: $(STAMP)

@@ -129,11 +129,14 @@ def torchao_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    quantizer = xiq.X86InductorQuantizer().set_global(
+        xiq.get_default_x86_inductor_quantization_config()
+    )
     with torch.no_grad():
         batch = torch.export.Dim("batch", min=2, max=1024)
-        exported = torch.export.export(copy.deepcopy(model), (example.repeat(2, 1, 1, 1, 1),),
-                                       dynamic_shapes={"x": {0: batch}}).module()
+        exported = torch.export.export(
+            copy.deepcopy(model), (example.repeat(2, 1, 1, 1, 1),), dynamic_shapes={"x": {0: batch}}
+        ).module()
         prepared = prepare_pt2e(exported, quantizer)
         for batch in calib.split(4):
             prepared(batch)
@@ -157,10 +160,7 @@ def _openvino(model: nn.Module, example: torch.Tensor, calib: torch.Tensor | Non
 
         dataset = nncf.Dataset([b.numpy() for b in calib.split(1)])
         ov_model = nncf.quantize(ov_model, dataset, subset_size=len(calib))
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
-    compiled = core.compile_model(ov_model, "CPU", config)
+    compiled = ov.Core().compile_model(ov_model, "CPU")  # as OpenVINO's documentation shows
     request = compiled.create_infer_request()
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -175,6 +175,15 @@ def openvino_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) 
 
 def openvino_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
     return _openvino(model, example, calib)
+
+
+def tc3d_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    """tc3d's own int8 path (OpenVINO + NNCF through tc3d.infer.quantize), model only."""
+    from tc3d.infer import quantize
+
+    ranges = quantize.calibrate_backbone(model, list(calib.split(1)))
+    net = quantize.quantize_backbone(model, ranges, example[:1])
+    return lambda x: net(torch.from_numpy(x))[1].numpy()
 
 
 def _onnx_file(model: nn.Module, example: torch.Tensor, folder: Path) -> Path:
@@ -206,8 +215,12 @@ def onnxruntime_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tenso
 
 
 def onnxruntime_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     folder = Path(tempfile.mkdtemp(prefix="tc3d-ort-"))
@@ -232,6 +245,7 @@ BACKENDS: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "torch fp32": (torch_fp32, "fp32", ()),
     "torch-fx int8": (torch_fx_int8, "int8", ()),
     "torchao int8": (torchao_int8, "int8", ("torchao",)),
+    "tc3d int8": (tc3d_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "openvino fp32": (openvino_fp32, "fp32", ("openvino", "openvino-telemetry")),
     "openvino int8": (openvino_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "onnxruntime fp32": (onnxruntime_fp32, "fp32", ("onnxruntime", "onnx", "onnxscript")),
@@ -305,7 +319,7 @@ def main() -> None:
             rows[name]["clips_s"].append(args.batch * args.iters / (time.perf_counter() - start))
         print(f"round {r + 1}/{args.rounds}", flush=True)
 
-    for name, row in rows.items():
+    for row in rows.values():
         if "clips_s" in row:
             row["clips_s_median"] = round(statistics.median(row["clips_s"]), 2)
             row["clips_s"] = [round(v, 2) for v in row["clips_s"]]
@@ -314,20 +328,26 @@ def main() -> None:
         "torch": torch.__version__, "width": args.width, "batch": args.batch,
         "clip": [3, args.frames, args.crop, args.crop], "rounds": args.rounds, "backends": rows,
     }  # fmt: skip
-    print(f"\n{result['cpu']} ({', '.join(result['cpu_flags']) or 'no AVX-512'}), "
-          f"{args.threads} threads, width {args.width}, batch {args.batch}")  # fmt: skip
+    print_table(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+
+
+def print_table(result: dict) -> None:
+    flags = ", ".join(result["cpu_flags"]) or "no AVX-512"
+    print(f"\n{result['cpu']} ({flags}), {result['threads']} threads, "
+          f"width {result['width']}, batch {result['batch']}")  # fmt: skip
     print(f"{'backend':18} {'clips/s':>8} {'range':>13} {'first s':>8} {'agree':>6} "
           f"{'max diff':>9} {'repro':>5} {'MB':>6}")  # fmt: skip
-    for name, row in rows.items():
+    for name, row in result["backends"].items():
         if "error" in row:
             print(f"{name:18} failed: {row['error']}")
             continue
         lo, hi = min(row["clips_s"]), max(row["clips_s"])
         print(f"{name:18} {row['clips_s_median']:8.1f} {lo:6.1f}-{hi:<6.1f} "
               f"{row['first_call_s']:8.1f} {row['agree_top1']:6.1f} {row['max_abs_diff']:9.4f} "
-              f"{'yes' if row['reproducible'] else 'no':>5} {row['install_bytes'] / 1e6:6.0f}")  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+              f"{'yes' if row['reproducible'] else 'no':>5} "
+              f"{row['install_bytes'] / 1e6:6.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ make it fast on a CPU:
 * decoding and transforms run in background threads (PyAV and torch release the GIL) while
   the model works on the previous batch, so the model never waits for the file;
 * clips of several videos are batched into one forward pass;
-* ``precision``: ``fp32`` (channels-last-3d), ``bf16`` (autocast) or ``int8`` (PyTorch's x86
-  static quantisation, :mod:`tc3d.infer.quantize`, with the calibration stored with the model).
+* ``precision``: ``fp32`` (channels-last-3d), ``bf16`` (autocast) or ``int8`` (OpenVINO's CPU
+  plugin, quantised by NNCF, :mod:`tc3d.infer.quantize`, with the calibration stored with the
+  model).
 
 Video scores are fused by the model itself (:meth:`tc3d.models.tc3d.TC3D.video_probs`), the
 same fusion it was trained through.
@@ -349,7 +350,7 @@ class Engine:
 
 def check_int8_device(device: torch.device) -> None:
     if device.type != "cpu":
-        raise EngineError("--precision int8 runs on the CPU only (x86 quantised kernels)")
+        raise EngineError("--precision int8 runs on the CPU only (OpenVINO's CPU plugin)")
 
 
 def frame_counts(paths: Sequence[str | Path]) -> list[int | None]:

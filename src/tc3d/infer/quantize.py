@@ -1,30 +1,45 @@
-"""int8 inference: PyTorch's x86 static quantisation (FX graph mode) and its calibration record.
+"""int8 inference on OpenVINO: NNCF's post-training quantisation and its calibration record.
 
-The backbone is traced, observers are put on its activations, a few videos are run through
-them, and ``convert_fx`` turns the model into one with quantised conv3d kernels (fbgemm and
-oneDNN). Weight ranges come from the weights; the *activation* ranges, a scale and a zero
-point per observed tensor (47 pairs for a Res3D-18), come from the calibration videos and so
-decide the int8 figures. :class:`Calibration` holds exactly those numbers, about 1.3 KB of JSON,
-that rebuild the same int8 model bit for bit without the videos (each observer is replaced by
-one fixed at the stored values before converting), which is what lets the calibration travel
-with the model (:mod:`tc3d.infer.calibration` says where it is kept).
+Why OpenVINO: measured against PyTorch's FX int8 (being deleted), torchao's PT2E with inductor,
+and onnxruntime's QDQ int8 on the same clips (``benchmarks/cpu_backends.py``, figures in
+docs/BENCHMARKS.md), OpenVINO's CPU plugin ran the int8 Res3D-18 fastest, with no compiler and
+no compile stall, from a wheel on the registry.
+
+The backbone is exported (``torch.export``), converted to an OpenVINO model, and NNCF puts
+FakeQuantize nodes on it: per-channel ranges for the weights, which come from the weights, and
+one range per activation tensor, which comes from the calibration clips and so decides the int8
+figures. :class:`Calibration` holds exactly those activation ranges (a few KB of JSON); with
+them, :func:`quantize_backbone` rebuilds the same int8 model bit for bit without the videos:
+NNCF places its quantisers again (placement depends on the graph only) and each activation
+range is set to the stored one. NNCF's bias correction, which would change weights from the
+calibration data too, is off for that reason. :mod:`tc3d.infer.calibration` says where a
+calibration is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import io
+import json
 import logging
+import os
+import re
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from tc3d.errors import TC3DError
+from tc3d.errors import TC3DError, first_line
+from tc3d.modelfile.calibration import cache_dir
 from tc3d.models.tc3d import TC3D
 from tc3d.video.clips import ClipSpec, load_clips
 from tc3d.video.decode import VideoReadError
@@ -32,7 +47,8 @@ from tc3d.video.decode import VideoReadError
 log = logging.getLogger(__name__)
 
 CALIBRATION_VIDEOS = 8
-FORMAT = 1  # of the stored calibration
+FORMAT = 2  # of the stored calibration; 1 was PyTorch FX's scale/zero-point pairs
+INSTALL_HINT = "pip install 'tc3d[int8]' (OpenVINO and NNCF)"
 
 
 class CalibrationError(TC3DError, RuntimeError):
@@ -40,11 +56,21 @@ class CalibrationError(TC3DError, RuntimeError):
 
 
 class CalibrationMismatch(CalibrationError):
-    """A stored calibration whose observers do not match the traced model."""
+    """A stored calibration whose quantisers do not match the converted model."""
+
+
+def backend_versions() -> dict:
+    """Versions of the int8 backend, or raise :class:`CalibrationError` saying how to get it."""
+    try:
+        import nncf
+        import openvino
+    except ImportError:
+        raise CalibrationError(f"--precision int8 needs OpenVINO: {INSTALL_HINT}") from None
+    return {"openvino": openvino.__version__.split("-")[0], "nncf": nncf.__version__}
 
 
 # ---------------------------------------------------------------------------------------------
-# FX graph-mode static quantisation (x86 backend)
+# conversion, NNCF quantisation and the activation ranges
 
 
 class _MapsAndScores(nn.Module):
@@ -64,72 +90,203 @@ class _MapsAndScores(nn.Module):
         return fmap, self.net.fc(self.net.avgpool(fmap).flatten(1))
 
 
-def _fx_prepare(backbone: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx
+def _openvino_model(backbone: nn.Module, example: torch.Tensor):
+    """The fp32 OpenVINO model of ``x -> (res5b map, scores)`` with a dynamic batch, converted
+    from ``torch.export`` (not from TorchScript, which PyTorch has deprecated)."""
+    import openvino as ov
 
-    torch.backends.quantized.engine = "x86"
-    float_model = copy.deepcopy(_MapsAndScores(backbone)).cpu().float().eval()
-    float_model = float_model.to(memory_format=torch.contiguous_format)
-    return prepare_fx(float_model, get_default_qconfig_mapping("x86"), (example,))
-
-
-def _activation_observers(prepared: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The per-tensor observers, in graph order: those that see activations (the per-channel
-    ones measure weights, which convert reads from the weights themselves)."""
-    found = [
-        (name, m)
-        for name, m in prepared.named_children()
-        if name.startswith("activation_post_process_")
-        and m.qscheme in (torch.per_tensor_affine, torch.per_tensor_symmetric)
-    ]
-    return sorted(found, key=lambda x: int(x[0].rsplit("_", 1)[1]))
-
-
-@contextlib.contextmanager
-def _quiet():
-    """torch 2.13 marks torch.ao's FX API deprecated in favour of torchao's pt2e, which it no
-    longer ships; FX is still the x86 int8 path that works out of the box, so its notices are
-    silenced rather than shown on every command."""
+    net = copy.deepcopy(_MapsAndScores(backbone)).cpu().float().eval()
+    net = net.to(memory_format=torch.contiguous_format)
+    two = example[:1].float().expand(2, *example.shape[1:]).contiguous()  # a batch of 1 would
+    batch = torch.export.Dim("batch", min=1, max=4096)  # be specialised to a constant
+    with torch.no_grad():
+        program = torch.export.export(net, (two,), dynamic_shapes={"x": {0: batch}})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+        # OpenVINO's reader of exported programs still uses torch.utils._pytree names that
+        # torch has deprecated; that is OpenVINO's call to make, not the user's to read.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ov.convert_model(program)
 
 
-def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> list[list]:
-    """``[scale, zero_point]`` of every activation observer after running ``clips`` (batches
-    ``(N, 3, k, H, W)``) through the observed backbone."""
-    with _quiet(), torch.no_grad():
-        prepared = _fx_prepare(backbone, clips[0][:1].float())
-        for batch in clips:
-            prepared(batch.float())
-        out = []
-        for _, observer in _activation_observers(prepared):
-            scale, zero_point = observer.calculate_qparams()
-            out.append([float(scale), int(zero_point)])
+def _nncf_quantize(model, samples: Sequence[np.ndarray]):
+    """NNCF's default post-training quantisation, bias correction off (see the module doc)."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # (not nncf.set_log_level: it also
+    # lowers the handlers it finds, which can be the application's own)
+    params = AdvancedQuantizationParameters(disable_bias_correction=True)
+    # NNCF draws progress bars on stdout, which belongs to --json; a few seconds' work needs none.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # NNCF's notices about optional packages
+        return nncf.quantize(model, nncf.Dataset(list(samples)), subset_size=len(samples),
+                             advanced_parameters=params)  # fmt: skip
+
+
+def _activation_quantizers(model) -> list:
+    """The FakeQuantize nodes on activations, in graph order (those on weights have a
+    constant input: their ranges come from the weights)."""
+    found = []
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "FakeQuantize":
+            continue
+        source = node.input_value(0).get_node()
+        while source.get_type_name() == "Convert":
+            source = source.input_value(0).get_node()
+        if source.get_type_name() != "Constant":
+            found.append(node)
+    return found
+
+
+def _ranges(model) -> list[dict]:
+    """Each activation quantiser's name, levels and its four range constants."""
+    out = []
+    for node in _activation_quantizers(model):
+        values = [node.input_value(i).get_node().get_data() for i in range(1, 5)]
+        out.append({
+            "name": _structural(node.get_friendly_name()),
+            "levels": int(node.get_attributes()["levels"]),
+            "shape": list(values[0].shape),
+            "ranges": [v.astype(np.float64).ravel().tolist() for v in values],
+        })  # fmt: skip
     return out
 
 
-def quantize_backbone(backbone: nn.Module, qparams: list[list], example: torch.Tensor):
-    """int8 copy of a Res3D backbone (``x -> (res5b map, scores)``) with the activation
-    ``qparams`` of :func:`calibrate_backbone`: each observer is replaced by one that holds
-    those values, so the converted model is bit for bit the one the calibration run made."""
-    from torch.ao.quantization.observer import FixedQParamsObserver
-    from torch.ao.quantization.quantize_fx import convert_fx
+def _structural(name: str) -> str:
+    """A quantiser's name without the counters OpenVINO numbers its nodes with (they differ
+    from one conversion to the next: ``Multiply_5050`` and ``Multiply_18346`` are one node)."""
+    return re.sub(r"_\d+(?=/|$)", "", name)
 
-    with _quiet():
-        prepared = _fx_prepare(backbone, example)
-        observers = _activation_observers(prepared)
-        if len(observers) != len(qparams):
-            raise CalibrationMismatch(
-                f"the stored int8 calibration has {len(qparams)} activation ranges, the traced "
-                f"model {len(observers)} (made by another torch version?)"
-            )
-        for (name, o), (scale, zero_point) in zip(observers, qparams, strict=True):
-            fixed = FixedQParamsObserver(scale, zero_point, dtype=o.dtype, qscheme=o.qscheme,
-                                         quant_min=o.quant_min, quant_max=o.quant_max)  # fmt: skip
-            setattr(prepared, name, fixed)
-        return convert_fx(prepared).eval()
+
+def _set_ranges(model, ranges: list[dict]) -> None:
+    """Put the stored activation ranges into a freshly quantised model."""
+    from openvino import op
+
+    quantizers = _activation_quantizers(model)
+    names = [_structural(node.get_friendly_name()) for node in quantizers]
+    if names != [_structural(r["name"]) for r in ranges]:
+        raise CalibrationMismatch(
+            f"the stored int8 calibration has {len(ranges)} activation ranges that do not "
+            f"match the {len(names)} quantisers of this model (made by another OpenVINO/NNCF?)"
+        )
+    for node, stored in zip(quantizers, ranges, strict=True):
+        if int(node.get_attributes()["levels"]) != stored["levels"]:
+            raise CalibrationMismatch(f"int8 calibration: other levels at {stored['name']}")
+        for i, values in enumerate(stored["ranges"], start=1):
+            value = np.asarray(values, dtype=np.float32).reshape(stored["shape"])
+            node.input(i).replace_source_output(op.Constant(value).output(0))
+    model.validate_nodes_and_infer_types()
+
+
+_CORE = None
+
+
+def _compile(model):
+    """Compiled for this CPU: fp32 wherever the graph is not int8 (OpenVINO would otherwise
+    run those parts in bf16 on CPUs that have it, and figures would differ between machines)."""
+    global _CORE
+    import openvino as ov
+
+    if _CORE is None:
+        _CORE = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
+    return _CORE.compile_model(model, "CPU", config)
+
+
+class Int8Backbone:
+    """An int8 backbone compiled by OpenVINO, called like the float one it came from:
+    clips ``(N, 3, k, H, W)`` -> (res5b maps, class scores), float32 torch tensors.
+
+    Each thread gets its own inference request (a request runs one call at a time), so the
+    page's connections and the stream workers can share one engine.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        request.infer({0: clips.detach().float().contiguous().numpy()})
+        fmap, scores = (request.get_output_tensor(i).data.copy() for i in range(2))
+        return torch.from_numpy(fmap), torch.from_numpy(scores)
+
+
+def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> list[dict]:
+    """The activation ranges NNCF measures on ``clips`` (batches ``(N, 3, k, H, W)``, one per
+    calibration video)."""
+    backend_versions()
+    model = _openvino_model(backbone, clips[0])
+    quantized = _nncf_quantize(model, [c.float().numpy() for c in clips])
+    ranges = _ranges(quantized)
+    # the very model quantize_backbone would rebuild from these ranges: keep it for the run
+    _write_cached(_cache_path(backbone, ranges, clips[0][:1]), quantized)
+    return ranges
+
+
+def _build(backbone: nn.Module, ranges: list[dict], example: torch.Tensor):
+    model = _openvino_model(backbone, example)
+    g = torch.Generator().manual_seed(0)
+    placeholder = torch.rand(example[:1].shape, generator=g).numpy()  # every range is replaced
+    quantized = _nncf_quantize(model, [placeholder])
+    _set_ranges(quantized, ranges)
+    return quantized
+
+
+def _cache_path(backbone: nn.Module, ranges: list[dict], example: torch.Tensor) -> Path:
+    """Where the int8 model of these weights, ranges, clip shape and backend versions is kept."""
+    h = hashlib.sha256(json.dumps([ranges, list(example.shape), backend_versions()]).encode())
+    for k, v in backbone.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return cache_dir() / "openvino" / f"int8-{h.hexdigest()[:24]}.xml"
+
+
+def _read_cached(path: Path):
+    import openvino as ov
+
+    if not path.is_file() or not path.with_suffix(".bin").is_file():
+        return None
+    try:
+        return ov.Core().read_model(str(path))
+    except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
+        log.warning("int8: rebuilding the damaged cached model %s (%s)", path, first_line(e))
+        return None
+
+
+def _write_cached(path: Path, model) -> None:
+    """The IR pair, written in a private folder and moved in: the .xml last, so a reader
+    never sees an .xml without its .bin. A cache that cannot be written is only slower."""
+    import openvino as ov
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            ov.save_model(model, str(Path(tmp) / path.name), compress_to_fp16=False)
+            os.replace(Path(tmp) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+            os.replace(Path(tmp) / path.name, path)
+    except OSError as e:
+        log.info("int8: cannot cache the converted model in %s (%s)", path.parent, e)
+
+
+def quantize_backbone(backbone: nn.Module, ranges: list[dict], example: torch.Tensor):
+    """:class:`Int8Backbone` of a Res3D backbone with the activation ``ranges`` of
+    :func:`calibrate_backbone`: bit for bit the model NNCF made on the calibration clips.
+
+    Exporting, converting and placing quantisers takes seconds; the result is kept in tc3d's
+    cache (``openvino/`` in :func:`~tc3d.modelfile.calibration.cache_dir`), so a later run
+    of the same model reads it back and compiles in a fraction of a second."""
+    backend_versions()
+    path = _cache_path(backbone, ranges, example)
+    quantized = _read_cached(path)
+    if quantized is None:
+        quantized = _build(backbone, ranges, example)
+        _write_cached(path, quantized)
+    return Int8Backbone(_compile(quantized))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,10 +297,11 @@ def quantize_backbone(backbone: nn.Module, qparams: list[list], example: torch.T
 class Calibration:
     """Activation ranges of every backbone of a model and how they were made."""
 
-    qparams: list[list[list]]  # per backbone: [scale, zero_point] per activation observer
-    clip: dict  # ClipSpec.to_dict() of the clips it saw (k and crop also shape the tracing)
+    ranges: list[list[dict]]  # per backbone: the activation quantisers' ranges (_ranges)
+    clip: dict  # ClipSpec.to_dict() of the clips it saw (k and crop also shape the graph)
     videos: int  # how many videos it saw
     source: str  # "training videos" or "given videos"
+    versions: dict = field(default_factory=dict)  # openvino and nncf that made it
     # where it lives in this run (not stored)
     file: str | None = None
     stored: bool = False  # read from the model file or the cache rather than made now
@@ -152,30 +310,37 @@ class Calibration:
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,
-            "qparams": self.qparams,
+            "backend": "openvino",
+            "ranges": self.ranges,
             "clip": self.clip,
             "videos": self.videos,
             "source": self.source,
-            "torch": torch.__version__.split("+")[0],
+            "versions": self.versions,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError("unknown int8 calibration format")
-        qparams = [[[float(s), int(z)] for s, z in b] for b in d["qparams"]]
+        if not isinstance(d, dict):
+            raise ValueError("unreadable int8 calibration")
+        if d.get("format") == 1:
+            raise ValueError("made for PyTorch's old FX int8, which tc3d no longer uses")
+        if d.get("format") != FORMAT:
+            raise ValueError(f"unknown int8 calibration format {d.get('format')!r}")
+        ranges = [[dict(r, levels=int(r["levels"])) for r in b] for b in d["ranges"]]
         ClipSpec.from_dict(d["clip"])  # validates
-        return cls(qparams, dict(d["clip"]), int(d["videos"]), str(d["source"]))
+        return cls(ranges, dict(d["clip"]), int(d["videos"]), str(d["source"]),
+                   dict(d.get("versions", {})))  # fmt: skip
 
     def example(self) -> torch.Tensor:
-        """An input of the calibrated clip shape, to trace the backbone with."""
+        """An input of the calibrated clip shape, to convert the backbone with."""
         spec = ClipSpec.from_dict(self.clip)
         return torch.zeros(1, 3, spec.sampling.frames, spec.crop, spec.crop)
 
 
 def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: str):
     """Run up to :data:`CALIBRATION_VIDEOS` videos (their test clips, centre crop) through
-    the observers of every backbone; unreadable videos are skipped with a warning."""
+    NNCF for every backbone; unreadable videos are skipped with a warning."""
+    versions = backend_versions()
     start = time.perf_counter()
     clips = []
     for p in list(paths)[:CALIBRATION_VIDEOS]:
@@ -187,18 +352,18 @@ def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: 
         clips.append(video.flatten(0, 1))
     if not clips:
         raise CalibrationError("int8 calibration: none of the calibration videos is readable")
-    qparams = [calibrate_backbone(b, clips) for b in model.backbones]
-    calibration = Calibration(qparams, spec.to_dict(), len(clips), source)
+    ranges = [calibrate_backbone(b, clips) for b in model.backbones]
+    calibration = Calibration(ranges, spec.to_dict(), len(clips), source, versions)
     calibration.seconds = time.perf_counter() - start
     return calibration
 
 
-def quantize_model(model: TC3D, calibration: Calibration) -> list[nn.Module]:
+def quantize_model(model: TC3D, calibration: Calibration) -> list[Int8Backbone]:
     """The int8 backbones of ``model`` (one per segment position when weights are unshared)."""
-    if len(calibration.qparams) != len(model.backbones):
+    if len(calibration.ranges) != len(model.backbones):
         raise CalibrationMismatch("the stored int8 calibration is for another model")
     example = calibration.example()
     return [
-        quantize_backbone(b, q, example)
-        for b, q in zip(model.backbones, calibration.qparams, strict=True)
+        quantize_backbone(b, r, example)
+        for b, r in zip(model.backbones, calibration.ranges, strict=True)
     ]
