@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-from tc3d.io import atomic_save, atomic_write_bytes, atomic_write_text, atomic_write_with
+from tc3d.io import (
+    atomic_save,
+    atomic_write_bytes,
+    atomic_write_files,
+    atomic_write_text,
+    atomic_write_with,
+)
 
 
 def test_each_writer_replaces_the_target_and_leaves_nothing_else(tmp_path):
@@ -38,3 +46,41 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temp(tmp_path):
         atomic_write_with(target, half_then_fail)
     assert target.read_text() == "old\n"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_files_written_together_appear_together(tmp_path):
+    paths = [tmp_path / "m.bin", tmp_path / "m.xml"]
+
+    def pair(folder):
+        (folder / "m.bin").write_bytes(b"weights")
+        (folder / "m.xml").write_text("<net/>")
+
+    atomic_write_files(paths, pair)
+    assert [p.read_bytes() for p in paths] == [b"weights", b"<net/>"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
+
+
+def test_a_failed_group_write_leaves_none_of_its_files(tmp_path, monkeypatch):
+    paths = [tmp_path / "m.bin", tmp_path / "m.xml"]
+
+    def half(folder):
+        (folder / "m.bin").write_bytes(b"weights")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_files(paths, half)
+    assert not any(tmp_path.iterdir())
+
+    # the second rename fails: the first file, already in place, is taken back out
+    replace, calls = os.replace, []
+
+    def fail_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    with pytest.raises(OSError, match="rename failed"):
+        atomic_write_files(paths, lambda f: [(f / p.name).write_bytes(b"x") for p in paths])
+    assert calls == paths and not any(tmp_path.iterdir())

@@ -4,14 +4,17 @@ A file is written to a temporary name in the target's own directory, flushed and
 renamed over the target (``os.replace``, atomic within one file system). A crash or ``kill -9``
 at any point leaves either the previous file or the new one under the target name, never a torn
 one; a failed write removes its temporary file. The temporary name starts with a dot and ends in
-``.tmp``, so no data set reader mistakes it for a video or a list file.
+``.tmp``, so no data set reader mistakes it for a video or a list file. Files that belong
+together (a model and its weights file) are written in a temporary folder and renamed one by
+one, the file that names the others last: each is whole, and a failure leaves none of them new.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +38,37 @@ def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], Any]) -> No
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_files(paths: Sequence[str | Path], write: Callable[[Path], Any]) -> None:
+    """Call ``write(folder)`` with a temporary folder beside ``paths``, in which it writes each of
+    them under its own name; fsync them all, then rename each into place in the order given.
+
+    For writers that make several files from one path (OpenVINO's ``.xml`` and the ``.bin`` it
+    names): list the file that names the others last, so that it never appears before them. A
+    failed write, or a failed rename, removes the temporary folder and any file already moved.
+    """
+    paths = [Path(p) for p in paths]
+    if len({p.parent for p in paths}) != 1:
+        raise ValueError(f"atomic_write_files: {paths} are not in one folder")
+    parent = paths[-1].parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{paths[-1].name}.", suffix=".tmp", dir=parent))
+    moved: list[Path] = []
+    try:
+        write(tmp)
+        for p in paths:
+            with open(tmp / p.name, "rb") as f:
+                os.fsync(f.fileno())
+        for p in paths:
+            os.replace(tmp / p.name, p)
+            moved.append(p)
+    except BaseException:
+        for p in moved:
+            p.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:

@@ -1,8 +1,9 @@
 """``tc3d bench`` (frames per second of the whole pipeline), ``tc3d stream`` (online
-recognition) and ``tc3d export`` (ONNX, TorchScript)."""
+recognition) and ``tc3d export`` (ONNX, torch.export, OpenVINO IR, TorchScript)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from tc3d.cli._common import (
@@ -80,8 +81,9 @@ def cmd_stream(args) -> dict:
 
 def cmd_export(args) -> dict:
     r = export_model(load(args).loaded, args.format, args.out, batch=args.batch)
+    files = r["file"] + (f" and {r['weights_file']}" if "weights_file" in r else "")
     console().print(
-        f"wrote {r['file']} ({r['format']}), max |diff| vs PyTorch {r['max_abs_diff']:.2e}",
+        f"wrote {files} ({r['format']}), max |diff| vs PyTorch {r['max_abs_diff']:.2e}",
         highlight=False,
     )
     return r
@@ -135,15 +137,19 @@ def add_stream(sub) -> None:
 
 
 def add_export(sub) -> None:
+    width = max(map(len, FORMATS))
     p = sub.add_parser(
         "export",
         parents=[common()],
-        help="export to ONNX or TorchScript",
-        description="Write the model as ONNX or TorchScript (input: a batch of S clips, "
-        "dynamic batch size) and check it against PyTorch on one clip.",
+        help="export to ONNX, torch.export (pt2), OpenVINO IR or TorchScript",
+        description="Write the model in a portable format (input: a batch of S clips, dynamic\n"
+        "batch size), load it back with its runtime and check it against PyTorch.",
+        epilog="formats:\n"
+        + "\n".join(f"  {name:<{width}}  {text}" for name, text in FORMATS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="trained checkpoint (.pt)")
-    p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--model", required=True, help="checkpoint (.pt), .tc3d or shipped name")
+    p.add_argument("--format", choices=tuple(FORMATS), required=True, help="see below")
+    p.add_argument("--out", required=True, help="output file (openvino: FILE.xml)")
     p.add_argument("--batch", type=int, default=1, help="batch size of the check input")
     p.set_defaults(func=cmd_export)

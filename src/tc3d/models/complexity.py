@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 from torch import nn
@@ -16,7 +17,11 @@ def count_parameters(model: nn.Module) -> int:
 
 def count_flops(model: TC3D, frames: int = 8, crop: int = 112, clips: int | None = None) -> int:
     """FLOPs (2 × multiply-adds) for one video of ``clips`` clips (default: S) of k×crop²."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        # fvcore scripts its focal loss when imported: torch's deprecation of torch.jit.script
+        # is fvcore's to fix, and tc3d calls no TorchScript here (tests/test_deprecations.py).
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     clips = clips or model.cfg.segments
     backbone = model.backbone.eval()

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25  # a stream that states no frame rate, and every frame folder
+# Before PyAV 19 a container's tags are decoded with one codec, which fails on a file that mixes
+# encodings; 19 reads them byte for byte (surrogateescape) and no longer takes the argument.
+_METADATA = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
 
 av.logging.set_level(av.logging.PANIC)  # FFmpeg's own warnings would flood stderr
 
@@ -101,7 +104,7 @@ def _open_container(source: str, thread_type: str) -> av.container.InputContaine
         if path.stat().st_size == 0:
             raise VideoReadError(source, "empty file (0 bytes)")
     try:
-        container = av.open(source, metadata_errors="ignore", **_open_options(source))
+        container = av.open(source, **_METADATA, **_open_options(source))
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise VideoReadError(source, f"cannot open as video: {reason}") from None
