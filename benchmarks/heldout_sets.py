@@ -31,6 +31,7 @@ WaveThenJacks vs JacksThenWave. 8 groups x 5 clips per class, g01-g06 train (30)
 (10); a group's clips share an actor, as in UCF101.
 
 Usage: python benchmarks/heldout_sets.py OUT [--seed 0] [--only pairs|surveillance|longterm]
+    [--workers N]   (default: one process per core)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from itertools import combinations
+from itertools import combinations, pairwise
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def render(d: ImageDraw.ImageDraw, look: dict, lines: list, hc: np.ndarray, hr: 
                 [tuple(p) for p in ch], fill=col, width=thin if st == "glyph" else w, joint="curve"
             )
             continue
-        for p, q in zip(ch, ch[1:], strict=True):
+        for p, q in pairwise(ch):
             v, n = q - p, np.hypot(*(q - p)) + 1e-9
             if st == "dashed":
                 for a in np.arange(0, 1, 2.6 * w / n):
@@ -304,9 +305,7 @@ def figure_frames(spec: dict) -> Iterator[Image.Image]:
         t = f / FPS * spec["speed"]
         name = next(a for a, f0, f1 in prog if f0 <= f < f1)
         tg = targets(name, t)
-        for (a, _, b), (nxt, _, _) in zip(
-            prog, prog[1:], strict=True
-        ):  # cross-fade 8 frames at phase borders
+        for (a, _, b), (nxt, _, _) in pairwise(prog):  # cross-fade 8 frames at phase borders
             if abs(f + 0.5 - b) < 4:
                 wt = (f + 0.5 - b + 4) / 8
                 tg = (1 - wt) * targets(a, t) + wt * targets(nxt, t)
@@ -470,7 +469,7 @@ def _route(f: float, pts: list, v: float, stop: tuple | None = None) -> list:
     """Walking segments (first, end frame, kind, from, to, facing) through pts at v ground
     units/s from frame f; ``stop`` = (i, kind, frames) stands still at pts[i] on the way."""
     segs, face = [], 1
-    for i, (p, q) in enumerate(zip(pts, pts[1:], strict=True)):
+    for i, (p, q) in enumerate(pairwise(pts)):
         if stop and stop[0] == i:
             segs.append((f, f + stop[2], stop[1], p, p, face))
             f += stop[2]
@@ -504,7 +503,7 @@ def walkers(n: int, T: int, rng: np.random.Generator) -> list[dict]:
         if rng.random() < 0.4:
             pts.insert(1, (rng.uniform(-0.5, 0.5) * Z1, Z1))
             stop = (1, "stand", rng.integers(15, 50))
-        total = sum(math.dist(p, q) for p, q in zip(pts, pts[1:], strict=True)) / v * FPS
+        total = sum(math.dist(p, q) for p, q in pairwise(pts)) / v * FPS
         out.append(_agent(rng, _route(rng.uniform(-0.8 * total, T - 50), pts, v, stop)))
     return out
 
@@ -563,8 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=list(PLANS))
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     args = ap.parse_args(argv)
-    with Pool(min(2, os.cpu_count() or 1)) as pool:
+    with Pool(args.workers) as pool:
         for name in [args.only] if args.only else list(PLANS):
             start, root = time.perf_counter(), args.out / name
             jobs, lists, summary = PLANS[name](root, args.seed)

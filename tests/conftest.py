@@ -7,6 +7,7 @@ frame a reader returned even after lossy compression.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,42 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
+DEVICES = ("cpu", "cuda")
+
+
+def pytest_configure(config):
+    """TC3D_TEST_DEVICE (cpu, the default, or cuda) names the device that the device tests
+    (tests/test_on_device.py) run on; asking for cuda without a GPU is a usage error, not a
+    silent skip."""
+    name = os.environ.get("TC3D_TEST_DEVICE", "cpu")
+    if name not in DEVICES:
+        raise pytest.UsageError(f"TC3D_TEST_DEVICE must be one of {DEVICES}, not {name!r}")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("TC3D_TEST_DEVICE=cuda, but no CUDA device is available")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped on a machine without a CUDA GPU."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (there: TC3D_TEST_DEVICE=cuda)")
+    for item in marked:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device_name() -> str:
+    """The device under test: TC3D_TEST_DEVICE, cpu by default."""
+    return os.environ.get("TC3D_TEST_DEVICE", "cpu")
 
 
 def level(i: int) -> int:

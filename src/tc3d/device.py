@@ -48,7 +48,20 @@ def set_threads(threads: int | None = None, world_size: int = 1) -> int:
     return threads
 
 
+# TC3D_MEMORY_FORMAT overrides the layout per device (a knob for measuring, e.g. channels-last on
+# a GPU, where cuDNN's bf16 convolutions may prefer it; not yet measured there).
+MEMORY_FORMATS = {"channels_last": torch.channels_last_3d, "contiguous": torch.contiguous_format}
+
+
 def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last_3d on CPU, contiguous elsewhere, unless TC3D_MEMORY_FORMAT names one."""
+    asked = os.environ.get("TC3D_MEMORY_FORMAT", "")
+    if asked:
+        if asked not in MEMORY_FORMATS:
+            raise DeviceError(
+                f"TC3D_MEMORY_FORMAT must be one of {tuple(MEMORY_FORMATS)}, not {asked!r}"
+            )
+        return MEMORY_FORMATS[asked]
     return torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
 
 

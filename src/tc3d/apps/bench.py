@@ -30,7 +30,7 @@ from tc3d.api import Model, load_model
 from tc3d.datasets.files import list_videos
 from tc3d.device import resolve_device
 from tc3d.infer.calibration import weights_calibration
-from tc3d.infer.engine import BATCH_CLIPS, Engine
+from tc3d.infer.engine import BATCH_CLIPS, Engine, read_videos
 from tc3d.modelfile.calibration import cache_dir
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.complexity import count_flops, count_parameters
@@ -63,6 +63,7 @@ class BenchConfig:
     workers: int = 1  # reader threads
     warmup: int = 2  # videos run before the clock starts
     device: str = "auto"
+    breakdown: bool = False  # also time decoding alone and the model alone
 
 
 def synthetic_videos(count: int, folder: str | Path, frames: int = SYNTH_FRAMES) -> list[Path]:
@@ -195,7 +196,9 @@ def run_bench(
     with bar(f"timing {cfg.precision} pipeline") as update:
         results, seconds = fast_pass(engine, paths, spec, cfg, update)
     out = _figures(model, results, seconds, spec, cfg)
-    out["machine"] = info
+    out["machine"] = {**info, **_accelerator(model.device)}
+    if cfg.breakdown:
+        out["breakdown"] = stage_times(engine, paths, spec, cfg, seconds)
     out["calibration"] = engine.calibration_info
     top1 = {r.index: int(np.argmax(r.probs)) for r in results if r.error is None}
     reference = fp32 = replace(model, precision="fp32", _engine=None)
@@ -244,6 +247,42 @@ def _figures(model: Model, results, seconds: float, spec: ClipSpec, cfg: BenchCo
         "workers": cfg.workers,
         "failed": [{"path": r.path, "error": r.error} for r in results if r.error is not None],
     }
+
+
+def stage_times(
+    engine: Engine, paths: Sequence[Path], spec: ClipSpec, cfg: BenchConfig, seconds: float
+) -> dict:
+    """Each stage of the pipeline alone on the same videos, against the whole pipeline's
+    ``seconds``: the readers (open, seek, decode, transform) with ``cfg.workers`` threads and no
+    model, then the model alone on the clips they read (batches of ``cfg.batch_clips``, moved
+    to the device and back as in the pipeline). The pipeline overlaps the two, so the slower
+    one sets its pace: a share near 100% names the limit (on a fast GPU, decoding)."""
+    ahead = max(4, 2 * cfg.workers + cfg.batch_clips // 3)  # as Engine.run reads ahead
+    start = time.perf_counter()
+    read = [v for v in read_videos(paths, spec, None, cfg.workers, ahead) if v.error is None]
+    decode_s = time.perf_counter() - start
+    clips = torch.cat([v.clips.flatten(0, 1) for v in read])  # (N, 3, k, H, W)
+    start = time.perf_counter()
+    for i in range(0, len(clips), cfg.batch_clips):
+        engine.clip_scores(clips[i : i + cfg.batch_clips])  # returns on the CPU: synchronised
+    model_s = time.perf_counter() - start
+    return {
+        "decode_seconds": decode_s,
+        "decode_fps": sum(v.frames for v in read) / decode_s,
+        "decode_videos_per_s": len(read) / decode_s,
+        "model_seconds": model_s,
+        "model_clips_per_s": len(clips) / model_s,
+        "decode_share": 100.0 * decode_s / seconds,
+        "model_share": 100.0 * model_s / seconds,
+        "bound": "decode" if decode_s > model_s else "model",
+    }
+
+
+def _accelerator(device: torch.device) -> dict:
+    """The GPU the model ran on (none on the CPU)."""
+    if device.type != "cuda":
+        return {}
+    return {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
 
 
 def _baseline(engine: Engine, paths: Sequence[Path], spec: ClipSpec, update):

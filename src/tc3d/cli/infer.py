@@ -47,8 +47,18 @@ def cmd_bench(args) -> dict:
         )
     if r.get("agreement") is not None:
         c.print(f"top-1 agreement with fp32: {r['agreement']:.1f}%")
+    if "breakdown" in r:
+        d = r["breakdown"]
+        c.print(
+            f"alone: decoding ({r['workers']} threads) {d['decode_fps']:.0f} frames/s, "
+            f"{d['decode_share']:.0f}% of the pipeline's time; the model "
+            f"{d['model_clips_per_s']:.1f} clips/s, {d['model_share']:.0f}%: "
+            f"{d['bound']}-bound",
+            highlight=False,
+        )
     m = r["machine"]
-    c.print(f"[dim]{m['cpu']}, {m['torch_threads']} threads, load {m['load_average']}[/dim]")
+    gpu = f", {m['gpu']}" if "gpu" in m else ""
+    c.print(f"[dim]{m['cpu']}, {m['torch_threads']} threads{gpu}, load {m['load_average']}[/dim]")
     if r["failed"]:
         c.print(f"[yellow]{len(r['failed'])} videos failed[/yellow]")
     return r
@@ -113,6 +123,12 @@ def add_bench(sub) -> None:
     p.add_argument("--batch-clips", type=int, default=12, help="clips per forward pass")
     p.add_argument("--workers", type=int, default=1, help="reader threads")
     p.add_argument("--warmup", type=int, default=2, help="videos run before timing")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time decoding alone (--workers threads) and the model alone on the same "
+        "videos, each as a share of the pipeline's time (JSON: breakdown)",
+    )
     p.set_defaults(func=cmd_bench)
 
 

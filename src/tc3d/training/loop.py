@@ -212,9 +212,11 @@ class Window:
     seen: int = 0
     wait: float = 0.0
     busy: float = 0.0
+    steps: int = 0
 
     def add(self, step: Step) -> None:
         n = len(step.label)
+        self.steps += 1
         self.loss += step.loss * n
         self.correct += int((step.logits.argmax(1) == step.label).sum())
         self.seen += n

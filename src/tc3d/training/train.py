@@ -87,11 +87,16 @@ def _log_line(batches_per_epoch: int, step: Step, window: Window) -> dict:
         "lr": step.lr,
         "loss": window.loss / window.seen,
         "train_video_top1": window.top1,
+        # the window's own time: steps over (data wait + step), and the share spent waiting
+        "steps_per_s": window.steps / max(1e-9, window.wait + window.busy),
+        "data_wait": window.wait / max(1e-9, window.wait + window.busy),
     }
 
 
-def _device(cfg: TrainConfig, world: int) -> torch.device:
+def _join(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """(device, rank, world size): the device, and the process group under torchrun."""
     device = resolve_device(cfg.device)
+    rank, world = distributed.join(device)
     if device.type == "cpu":
         set_threads(None, world)
     if cfg.amp == "bf16" and device.type == "cpu":
@@ -100,7 +105,7 @@ def _device(cfg: TrainConfig, world: int) -> torch.device:
             "use bf16 for inference only",
             stacklevel=3,
         )
-    return device
+    return device, rank, world
 
 
 def _split(cfg: TrainConfig) -> DataSplit:
@@ -129,8 +134,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     Returns ``{checkpoint, iters, val_top1, seconds, skipped}``: the JSON of ``tc3d train``.
     """
     start_time = time.perf_counter()
-    rank, world = distributed.join()
-    device = _device(cfg, world)
+    device, rank, world = _join(cfg)
     cfg, note = settle(cfg)
     if note:
         log.warning(note)
@@ -145,7 +149,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         torch.manual_seed(cfg.seed + rank)  # dropout differs per rank, reproducibly
     run.write_config(asdict(cfg))
     net = model
-    if world > 1:
+    if distributed.active():  # under torchrun, also with one process
         ids = [device.index] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     loader = make_loader(
@@ -174,4 +178,5 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         "val_top1": fitted.metrics.get("val_top1", best),
         "seconds": time.perf_counter() - start_time,
         "skipped": [{"path": p, "error": e} for p, e in sorted(skipped.items())],
+        **({"distributed": distributed.active()} if distributed.active() else {}),
     }
