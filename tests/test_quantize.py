@@ -78,8 +78,7 @@ def test_stored_ranges_rebuild_the_calibrated_model_bit_for_bit(cache):
     backbone = res3d18(num_classes=3, width=0.25).eval()
     clips = [torch.randn(3, 3, 4, 32, 32) for _ in range(2)]
     ranges = quantize.calibrate_backbone(backbone, clips)
-    assert len(ranges) >= 20 and all(r["levels"] == 256 for r in ranges)
-    assert all(lo[0] < hi[0] for lo, hi, _, _ in (r["ranges"] for r in ranges))
+    assert len(ranges["values"]) >= 20 and all(v[0] < v[1] for v in ranges["values"])
     model = quantize._openvino_model(backbone, clips[0])
     direct = quantize.Int8Backbone(
         quantize._compile(quantize._nncf_quantize(model, [c.numpy() for c in clips]))
@@ -96,7 +95,11 @@ def test_stored_ranges_rebuild_the_calibrated_model_bit_for_bit(cache):
     scores = rebuilt(x)[1]
     assert not torch.equal(scores, fp32) and torch.allclose(scores, fp32, atol=0.05)
     with pytest.raises(quantize.CalibrationMismatch):
-        quantize.quantize_backbone(backbone, ranges[:-1], torch.zeros(1, 3, 4, 32, 32))
+        fewer = {"layout": ranges["layout"], "values": ranges["values"][:-1]}
+        quantize.quantize_backbone(backbone, fewer, torch.zeros(1, 3, 4, 32, 32))
+    with pytest.raises(quantize.CalibrationMismatch):
+        moved = {"layout": "0" * 16, "values": ranges["values"]}  # quantisers placed elsewhere
+        quantize.quantize_backbone(backbone, moved, torch.zeros(1, 3, 4, 32, 32))
 
 
 def test_a_damaged_cached_model_is_rebuilt(cache):

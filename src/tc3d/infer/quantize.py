@@ -139,18 +139,36 @@ def _activation_quantizers(model) -> list:
     return found
 
 
-def _ranges(model) -> list[dict]:
-    """Each activation quantiser's name, levels and its four range constants."""
-    out = []
-    for node in _activation_quantizers(model):
-        values = [node.input_value(i).get_node().get_data() for i in range(1, 5)]
-        out.append({
-            "name": _structural(node.get_friendly_name()),
-            "levels": int(node.get_attributes()["levels"]),
-            "shape": list(values[0].shape),
-            "ranges": [v.astype(np.float64).ravel().tolist() for v in values],
-        })  # fmt: skip
-    return out
+def _layout(nodes: list) -> str:
+    """A digest of where the quantisers sit (their names without counters, levels and range
+    shapes): two models with the same layout take the same stored ranges."""
+    parts = []
+    for node in nodes:
+        shape = node.input_value(1).get_node().get_data().shape
+        parts.append(f"{_structural(node.get_friendly_name())}:{node.get_attributes()['levels']}"
+                     f":{list(shape)}")  # fmt: skip
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _short(value: np.ndarray) -> float:
+    """A float32 as the shortest decimal that reads back as the same float32."""
+    return float(str(np.float32(value)))
+
+
+def _ranges(model) -> dict:
+    """The activation quantisers' layout and ranges: ``[low, high]`` for each (a scalar range
+    that quantises and dequantises alike, as NNCF's per-tensor activations do), else
+    ``[low, high, out_low, out_high]``."""
+    nodes = _activation_quantizers(model)
+    values = []
+    for node in nodes:
+        four = [node.input_value(i).get_node().get_data() for i in range(1, 5)]
+        if any(v.size != 1 for v in four):
+            raise CalibrationError("int8: per-channel activation ranges are not supported")
+        low, high, out_low, out_high = (_short(v.reshape(())) for v in four)
+        same = (low, high) == (out_low, out_high)
+        values.append([low, high] if same else [low, high, out_low, out_high])
+    return {"layout": _layout(nodes), "values": values}
 
 
 def _structural(name: str) -> str:
@@ -159,23 +177,22 @@ def _structural(name: str) -> str:
     return re.sub(r"_\d+(?=/|$)", "", name)
 
 
-def _set_ranges(model, ranges: list[dict]) -> None:
+def _set_ranges(model, ranges: dict) -> None:
     """Put the stored activation ranges into a freshly quantised model."""
     from openvino import op
 
-    quantizers = _activation_quantizers(model)
-    names = [_structural(node.get_friendly_name()) for node in quantizers]
-    if names != [_structural(r["name"]) for r in ranges]:
+    nodes = _activation_quantizers(model)
+    if _layout(nodes) != ranges["layout"] or len(nodes) != len(ranges["values"]):
         raise CalibrationMismatch(
-            f"the stored int8 calibration has {len(ranges)} activation ranges that do not "
-            f"match the {len(names)} quantisers of this model (made by another OpenVINO/NNCF?)"
+            f"the stored int8 calibration ({len(ranges['values'])} activation ranges) does not "
+            f"fit the {len(nodes)} quantisers of this model (made by another OpenVINO or NNCF?)"
         )
-    for node, stored in zip(quantizers, ranges, strict=True):
-        if int(node.get_attributes()["levels"]) != stored["levels"]:
-            raise CalibrationMismatch(f"int8 calibration: other levels at {stored['name']}")
-        for i, values in enumerate(stored["ranges"], start=1):
-            value = np.asarray(values, dtype=np.float32).reshape(stored["shape"])
-            node.input(i).replace_source_output(op.Constant(value).output(0))
+    for node, values in zip(nodes, ranges["values"], strict=True):
+        four = values if len(values) == 4 else [*values, *values]
+        shape = node.input_value(1).get_node().get_data().shape
+        for i, value in enumerate(four, start=1):
+            constant = op.Constant(np.full(shape, value, dtype=np.float32))
+            node.input(i).replace_source_output(constant.output(0))
     model.validate_nodes_and_infer_types()
 
 
@@ -216,7 +233,7 @@ class Int8Backbone:
         return torch.from_numpy(fmap), torch.from_numpy(scores)
 
 
-def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> list[dict]:
+def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> dict:
     """The activation ranges NNCF measures on ``clips`` (batches ``(N, 3, k, H, W)``, one per
     calibration video)."""
     backend_versions()
@@ -228,7 +245,7 @@ def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> li
     return ranges
 
 
-def _build(backbone: nn.Module, ranges: list[dict], example: torch.Tensor):
+def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     model = _openvino_model(backbone, example)
     g = torch.Generator().manual_seed(0)
     placeholder = torch.rand(example[:1].shape, generator=g).numpy()  # every range is replaced
@@ -237,7 +254,7 @@ def _build(backbone: nn.Module, ranges: list[dict], example: torch.Tensor):
     return quantized
 
 
-def _cache_path(backbone: nn.Module, ranges: list[dict], example: torch.Tensor) -> Path:
+def _cache_path(backbone: nn.Module, ranges: dict, example: torch.Tensor) -> Path:
     """Where the int8 model of these weights, ranges, clip shape and backend versions is kept."""
     h = hashlib.sha256(json.dumps([ranges, list(example.shape), backend_versions()]).encode())
     for k, v in backbone.state_dict().items():
@@ -273,7 +290,7 @@ def _write_cached(path: Path, model) -> None:
         log.info("int8: cannot cache the converted model in %s (%s)", path.parent, e)
 
 
-def quantize_backbone(backbone: nn.Module, ranges: list[dict], example: torch.Tensor):
+def quantize_backbone(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     """:class:`Int8Backbone` of a Res3D backbone with the activation ``ranges`` of
     :func:`calibrate_backbone`: bit for bit the model NNCF made on the calibration clips.
 
@@ -297,7 +314,7 @@ def quantize_backbone(backbone: nn.Module, ranges: list[dict], example: torch.Te
 class Calibration:
     """Activation ranges of every backbone of a model and how they were made."""
 
-    ranges: list[list[dict]]  # per backbone: the activation quantisers' ranges (_ranges)
+    ranges: list[dict]  # per backbone: its activation quantisers' layout and ranges (_ranges)
     clip: dict  # ClipSpec.to_dict() of the clips it saw (k and crop also shape the graph)
     videos: int  # how many videos it saw
     source: str  # "training videos" or "given videos"
@@ -326,7 +343,10 @@ class Calibration:
             raise ValueError("made for PyTorch's old FX int8, which tc3d no longer uses")
         if d.get("format") != FORMAT:
             raise ValueError(f"unknown int8 calibration format {d.get('format')!r}")
-        ranges = [[dict(r, levels=int(r["levels"])) for r in b] for b in d["ranges"]]
+        ranges = [
+            {"layout": str(b["layout"]), "values": [[float(v) for v in r] for r in b["values"]]}
+            for b in d["ranges"]
+        ]
         ClipSpec.from_dict(d["clip"])  # validates
         return cls(ranges, dict(d["clip"]), int(d["videos"]), str(d["source"]),
                    dict(d.get("versions", {})))  # fmt: skip
