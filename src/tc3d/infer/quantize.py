@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib.metadata
 import io
 import json
 import logging
@@ -60,13 +61,17 @@ class CalibrationMismatch(CalibrationError):
 
 
 def backend_versions() -> dict:
-    """Versions of the int8 backend, or raise :class:`CalibrationError` saying how to get it."""
+    """Versions of the int8 backend, or raise :class:`CalibrationError` saying how to get it.
+
+    NNCF is only looked up here (importing it takes about a second): it is imported when a
+    model is quantised, not when a cached int8 model is read back."""
     try:
-        import nncf
         import openvino
-    except ImportError:
+
+        nncf = importlib.metadata.version("nncf")
+    except (ImportError, importlib.metadata.PackageNotFoundError):
         raise CalibrationError(f"--precision int8 needs OpenVINO: {INSTALL_HINT}") from None
-    return {"openvino": openvino.__version__.split("-")[0], "nncf": nncf.__version__}
+    return {"openvino": openvino.__version__.split("-")[0], "nncf": nncf}
 
 
 # ---------------------------------------------------------------------------------------------
