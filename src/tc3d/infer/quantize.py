@@ -8,12 +8,13 @@ no compile stall, from a wheel on the registry.
 The backbone is exported (``torch.export``), converted to an OpenVINO model, and NNCF puts
 FakeQuantize nodes on it: per-channel ranges for the weights, which come from the weights, and
 one range per activation tensor, which comes from the calibration clips and so decides the int8
-figures. :class:`Calibration` holds exactly those activation ranges (a few KB of JSON); with
-them, :func:`quantize_backbone` rebuilds the same int8 model bit for bit without the videos:
-NNCF places its quantisers again (placement depends on the graph only) and each activation
-range is set to the stored one. NNCF's bias correction, which would change weights from the
-calibration data too, is off for that reason. :mod:`tc3d.infer.calibration` says where a
-calibration is kept.
+figures, and so does NNCF's bias correction, which shifts the biases after convolutions and the
+classifier to undo the mean error int8 adds (on the demo's model it takes int8 from two changed
+predictions in 64 to none). :class:`Calibration` holds exactly those numbers, the activation
+ranges and the corrected biases (about 1 KB of JSON); with them, :func:`quantize_backbone`
+rebuilds the same int8 model bit for bit without the videos: NNCF places its quantisers again
+(placement depends on the graph only) and each range and bias is set to the stored one.
+:mod:`tc3d.infer.calibration` says where a calibration is kept.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from tc3d.video.decode import VideoReadError
 log = logging.getLogger(__name__)
 
 CALIBRATION_VIDEOS = 8
-FORMAT = 2  # of the stored calibration; 1 was PyTorch FX's scale/zero-point pairs
+FORMAT = 3  # of the stored calibration; 1 was PyTorch FX's scale/zero-point pairs
 INSTALL_HINT = "pip install 'tc3d[int8]' (OpenVINO and NNCF)"
 
 
@@ -114,19 +115,20 @@ def _openvino_model(backbone: nn.Module, example: torch.Tensor):
         return ov.convert_model(program)
 
 
-def _nncf_quantize(model, samples: Sequence[np.ndarray]):
-    """NNCF's default post-training quantisation, bias correction off (see the module doc)."""
+def _nncf_quantize(model, samples: Sequence[np.ndarray], correct_bias: bool = True):
+    """NNCF's post-training quantisation with its full (not fast) bias correction, or none
+    when the stored biases are put in afterwards (see the module doc)."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     logging.getLogger("nncf").setLevel(logging.ERROR)  # (not nncf.set_log_level: it also
     # lowers the handlers it finds, which can be the application's own)
-    params = AdvancedQuantizationParameters(disable_bias_correction=True)
+    params = AdvancedQuantizationParameters(disable_bias_correction=not correct_bias)
     # NNCF draws progress bars on stdout, which belongs to --json; a few seconds' work needs none.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # NNCF's notices about optional packages
         return nncf.quantize(model, nncf.Dataset(list(samples)), subset_size=len(samples),
-                             advanced_parameters=params)  # fmt: skip
+                             fast_bias_correction=False, advanced_parameters=params)  # fmt: skip
 
 
 def _activation_quantizers(model) -> list:
@@ -144,14 +146,31 @@ def _activation_quantizers(model) -> list:
     return found
 
 
+def _bias_adds(model) -> list:
+    """The Add nodes that give a convolution or the classifier its bias (a constant), in graph
+    order: what bias correction changes."""
+    found = []
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Add":
+            continue
+        producer = node.input_value(0).get_node().get_type_name()
+        if producer in ("Convolution", "MatMul") and _is_constant(node.input_value(1)):
+            found.append(node)
+    return found
+
+
+def _is_constant(value) -> bool:
+    return value.get_node().get_type_name() == "Constant"
+
+
 def _layout(nodes: list) -> str:
-    """A digest of where the quantisers sit (their names without counters, levels and range
-    shapes): two models with the same layout take the same stored ranges."""
+    """A digest of where the quantisers and biases sit (their names without counters, levels
+    and shapes): two models with the same layout take the same stored numbers."""
     parts = []
     for node in nodes:
         shape = node.input_value(1).get_node().get_data().shape
-        parts.append(f"{_structural(node.get_friendly_name())}:{node.get_attributes()['levels']}"
-                     f":{list(shape)}")  # fmt: skip
+        levels = node.get_attributes().get("levels", "-")
+        parts.append(f"{_structural(node.get_friendly_name())}:{levels}:{list(shape)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -160,10 +179,11 @@ def _short(value: np.ndarray) -> float:
     return float(str(np.float32(value)))
 
 
-def _ranges(model) -> dict:
+def _ranges(model, original) -> dict:
     """The activation quantisers' layout and ranges: ``[low, high]`` for each (a scalar range
     that quantises and dequantises alike, as NNCF's per-tensor activations do), else
-    ``[low, high, out_low, out_high]``."""
+    ``[low, high, out_low, out_high]``; and the biases bias correction changed from those of
+    the ``original`` float model, by their place among the model's biases."""
     nodes = _activation_quantizers(model)
     values = []
     for node in nodes:
@@ -173,7 +193,20 @@ def _ranges(model) -> dict:
         low, high, out_low, out_high = (_short(v.reshape(())) for v in four)
         same = (low, high) == (out_low, out_high)
         values.append([low, high] if same else [low, high, out_low, out_high])
-    return {"layout": _layout(nodes), "values": values}
+    adds = _bias_adds(model)
+    before = [_bias(n) for n in _bias_adds(original)]
+    if len(before) != len(adds):
+        raise CalibrationError("int8: NNCF changed the graph's biases beyond recognition")
+    biases = {
+        str(i): [_short(b) for b in _bias(n).ravel()]
+        for i, (n, old) in enumerate(zip(adds, before, strict=True))
+        if not np.array_equal(_bias(n), old)
+    }
+    return {"layout": _layout(nodes + adds), "values": values, "biases": biases}
+
+
+def _bias(node) -> np.ndarray:
+    return node.input_value(1).get_node().get_data()
 
 
 def _structural(name: str) -> str:
@@ -186,8 +219,8 @@ def _set_ranges(model, ranges: dict) -> None:
     """Put the stored activation ranges into a freshly quantised model."""
     from openvino import op
 
-    nodes = _activation_quantizers(model)
-    if _layout(nodes) != ranges["layout"] or len(nodes) != len(ranges["values"]):
+    nodes, adds = _activation_quantizers(model), _bias_adds(model)
+    if _layout(nodes + adds) != ranges["layout"] or len(nodes) != len(ranges["values"]):
         raise CalibrationMismatch(
             f"the stored int8 calibration ({len(ranges['values'])} activation ranges) does not "
             f"fit the {len(nodes)} quantisers of this model (made by another OpenVINO or NNCF?)"
@@ -198,6 +231,10 @@ def _set_ranges(model, ranges: dict) -> None:
         for i, value in enumerate(four, start=1):
             constant = op.Constant(np.full(shape, value, dtype=np.float32))
             node.input(i).replace_source_output(constant.output(0))
+    for index, values in ranges["biases"].items():
+        node = adds[int(index)]
+        bias = np.asarray(values, dtype=np.float32).reshape(_bias(node).shape)
+        node.input(1).replace_source_output(op.Constant(bias).output(0))
     model.validate_nodes_and_infer_types()
 
 
@@ -244,7 +281,7 @@ def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> di
     backend_versions()
     model = _openvino_model(backbone, clips[0])
     quantized = _nncf_quantize(model, [c.float().numpy() for c in clips])
-    ranges = _ranges(quantized)
+    ranges = _ranges(quantized, model)
     # the very model quantize_backbone would rebuild from these ranges: keep it for the run
     _write_cached(_cache_path(backbone, ranges, clips[0][:1]), quantized)
     return ranges
@@ -254,7 +291,7 @@ def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     model = _openvino_model(backbone, example)
     g = torch.Generator().manual_seed(0)
     placeholder = torch.rand(example[:1].shape, generator=g).numpy()  # every range is replaced
-    quantized = _nncf_quantize(model, [placeholder])
+    quantized = _nncf_quantize(model, [placeholder], correct_bias=False)
     _set_ranges(quantized, ranges)
     return quantized
 
@@ -349,7 +386,11 @@ class Calibration:
         if d.get("format") != FORMAT:
             raise ValueError(f"unknown int8 calibration format {d.get('format')!r}")
         ranges = [
-            {"layout": str(b["layout"]), "values": [[float(v) for v in r] for r in b["values"]]}
+            {
+                "layout": str(b["layout"]),
+                "values": [[float(v) for v in r] for r in b["values"]],
+                "biases": {str(i): [float(v) for v in r] for i, r in b["biases"].items()},
+            }
             for b in d["ranges"]
         ]
         ClipSpec.from_dict(d["clip"])  # validates
