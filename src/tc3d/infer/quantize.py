@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -40,7 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.errors import TC3DError, first_line
+from tc3d.errors import first_line
+from tc3d.infer.int8_graph import (
+    CalibrationError,
+    CalibrationMismatch,
+    read_ranges,
+    write_ranges,
+)
 from tc3d.modelfile.calibration import cache_dir
 from tc3d.models.tc3d import TC3D
 from tc3d.video.clips import ClipSpec, load_clips
@@ -51,14 +56,6 @@ log = logging.getLogger(__name__)
 CALIBRATION_VIDEOS = 8
 FORMAT = 3  # of the stored calibration; 1 was PyTorch FX's scale/zero-point pairs
 INSTALL_HINT = "pip install 'tc3d[int8]' (OpenVINO and NNCF)"
-
-
-class CalibrationError(TC3DError, RuntimeError):
-    """No usable int8 calibration; str(e) is one line."""
-
-
-class CalibrationMismatch(CalibrationError):
-    """A stored calibration whose quantisers do not match the converted model."""
 
 
 def backend_versions() -> dict:
@@ -131,113 +128,6 @@ def _nncf_quantize(model, samples: Sequence[np.ndarray], correct_bias: bool = Tr
                              fast_bias_correction=False, advanced_parameters=params)  # fmt: skip
 
 
-def _activation_quantizers(model) -> list:
-    """The FakeQuantize nodes on activations, in graph order (those on weights have a
-    constant input: their ranges come from the weights)."""
-    found = []
-    for node in model.get_ordered_ops():
-        if node.get_type_name() != "FakeQuantize":
-            continue
-        source = node.input_value(0).get_node()
-        while source.get_type_name() == "Convert":
-            source = source.input_value(0).get_node()
-        if source.get_type_name() != "Constant":
-            found.append(node)
-    return found
-
-
-def _bias_adds(model) -> list:
-    """The Add nodes that give a convolution or the classifier its bias (a constant), in graph
-    order: what bias correction changes."""
-    found = []
-    for node in model.get_ordered_ops():
-        if node.get_type_name() != "Add":
-            continue
-        producer = node.input_value(0).get_node().get_type_name()
-        if producer in ("Convolution", "MatMul") and _is_constant(node.input_value(1)):
-            found.append(node)
-    return found
-
-
-def _is_constant(value) -> bool:
-    return value.get_node().get_type_name() == "Constant"
-
-
-def _layout(nodes: list) -> str:
-    """A digest of where the quantisers and biases sit (their names without counters, levels
-    and shapes): two models with the same layout take the same stored numbers."""
-    parts = []
-    for node in nodes:
-        shape = node.input_value(1).get_node().get_data().shape
-        levels = node.get_attributes().get("levels", "-")
-        parts.append(f"{_structural(node.get_friendly_name())}:{levels}:{list(shape)}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def _short(value: np.ndarray) -> float:
-    """A float32 as the shortest decimal that reads back as the same float32."""
-    return float(str(np.float32(value)))
-
-
-def _ranges(model, original) -> dict:
-    """The activation quantisers' layout and ranges: ``[low, high]`` for each (a scalar range
-    that quantises and dequantises alike, as NNCF's per-tensor activations do), else
-    ``[low, high, out_low, out_high]``; and the biases bias correction changed from those of
-    the ``original`` float model, by their place among the model's biases."""
-    nodes = _activation_quantizers(model)
-    values = []
-    for node in nodes:
-        four = [node.input_value(i).get_node().get_data() for i in range(1, 5)]
-        if any(v.size != 1 for v in four):
-            raise CalibrationError("int8: per-channel activation ranges are not supported")
-        low, high, out_low, out_high = (_short(v.reshape(())) for v in four)
-        same = (low, high) == (out_low, out_high)
-        values.append([low, high] if same else [low, high, out_low, out_high])
-    adds = _bias_adds(model)
-    before = [_bias(n) for n in _bias_adds(original)]
-    if len(before) != len(adds):
-        raise CalibrationError("int8: NNCF changed the graph's biases beyond recognition")
-    biases = {
-        str(i): [_short(b) for b in _bias(n).ravel()]
-        for i, (n, old) in enumerate(zip(adds, before, strict=True))
-        if not np.array_equal(_bias(n), old)
-    }
-    return {"layout": _layout(nodes + adds), "values": values, "biases": biases}
-
-
-def _bias(node) -> np.ndarray:
-    return node.input_value(1).get_node().get_data()
-
-
-def _structural(name: str) -> str:
-    """A quantiser's name without the counters OpenVINO numbers its nodes with (they differ
-    from one conversion to the next: ``Multiply_5050`` and ``Multiply_18346`` are one node)."""
-    return re.sub(r"_\d+(?=/|$)", "", name)
-
-
-def _set_ranges(model, ranges: dict) -> None:
-    """Put the stored activation ranges into a freshly quantised model."""
-    from openvino import op
-
-    nodes, adds = _activation_quantizers(model), _bias_adds(model)
-    if _layout(nodes + adds) != ranges["layout"] or len(nodes) != len(ranges["values"]):
-        raise CalibrationMismatch(
-            f"the stored int8 calibration ({len(ranges['values'])} activation ranges) does not "
-            f"fit the {len(nodes)} quantisers of this model (made by another OpenVINO or NNCF?)"
-        )
-    for node, values in zip(nodes, ranges["values"], strict=True):
-        four = values if len(values) == 4 else [*values, *values]
-        shape = node.input_value(1).get_node().get_data().shape
-        for i, value in enumerate(four, start=1):
-            constant = op.Constant(np.full(shape, value, dtype=np.float32))
-            node.input(i).replace_source_output(constant.output(0))
-    for index, values in ranges["biases"].items():
-        node = adds[int(index)]
-        bias = np.asarray(values, dtype=np.float32).reshape(_bias(node).shape)
-        node.input(1).replace_source_output(op.Constant(bias).output(0))
-    model.validate_nodes_and_infer_types()
-
-
 _CORE = None
 
 
@@ -281,7 +171,7 @@ def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> di
     backend_versions()
     model = _openvino_model(backbone, clips[0])
     quantized = _nncf_quantize(model, [c.float().numpy() for c in clips])
-    ranges = _ranges(quantized, model)
+    ranges = read_ranges(quantized, model)
     # the very model quantize_backbone would rebuild from these ranges: keep it for the run
     _write_cached(_cache_path(backbone, ranges, clips[0][:1]), quantized)
     return ranges
@@ -292,7 +182,7 @@ def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     g = torch.Generator().manual_seed(0)
     placeholder = torch.rand(example[:1].shape, generator=g).numpy()  # every range is replaced
     quantized = _nncf_quantize(model, [placeholder], correct_bias=False)
-    _set_ranges(quantized, ranges)
+    write_ranges(quantized, ranges)
     return quantized
 
 
