@@ -259,3 +259,21 @@ def test_int8_without_openvino_stops_in_one_line_and_fp32_still_runs(tmp_path):
             lines = [ln for ln in out.stderr.splitlines() if "int8" in ln]
             assert lines and "pip install 'tc3d[int8]'" in lines[-1]
             assert "Traceback" not in out.stderr
+
+
+def test_compress_without_openvino_writes_a_file_without_calibration(tmp_path):
+    """int8 is an extra: compression works without it and says what the file lacks."""
+    import subprocess
+    import sys
+
+    checkpoint = random_checkpoint(tmp_path / "m.pt", ["a", "b"], segments=2, frames=4, crop=32)
+    out = tmp_path / "m.tc3d"
+    hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
+    run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", hide + run, "compress", "--model", str(checkpoint), "--out",
+         str(out), "--json"],
+        capture_output=True, text=True, env={**os.environ, "TC3D_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert KEY not in encode.read_header(out) and "tc3d[int8]" in done.stderr

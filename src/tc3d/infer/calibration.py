@@ -31,6 +31,7 @@ from tc3d.infer.quantize import (
     Calibration,
     CalibrationError,
     CalibrationMismatch,
+    backend_versions,
     calibrate,
 )
 from tc3d.modelfile.calibration import (
@@ -167,7 +168,13 @@ def model_calibration(loaded, fallback: Sequence[str | Path] = (), renew: bool =
 def compress_calibration(model: TC3D, loaded, settings: dict) -> Calibration | None:
     """The calibration ``tc3d compress`` writes into a ``.tc3d`` header: made on the compressed
     weights, with a few videos of the training split (``--data``, else the checkpoint's own
-    training set); None when neither is reachable (the first int8 run then makes one)."""
+    training set); None when neither is reachable or the int8 backend is not installed (the
+    first int8 run then makes one)."""
+    try:
+        backend_versions()
+    except CalibrationError as e:
+        log.warning("the .tc3d file carries no int8 calibration (%s)", e)
+        return None
     train_config = None
     if settings.get("data"):
         train_config = {k: settings.get(k) for k in ("data", "format", "split", "splits")}
