@@ -83,12 +83,14 @@ def _example(loaded, batch: int) -> torch.Tensor:
     return torch.randn(shape, generator=g)
 
 
-def _program(model, example: torch.Tensor) -> torch.export.ExportedProgram:
+def dynamic_batch_program(
+    model, example: torch.Tensor, max_batch: int = 1024
+) -> torch.export.ExportedProgram:
     """``torch.export`` with a dynamic batch. It specialises a dimension it sees at size 1, so
     a batch of one is traced as a batch of two (the same clip twice)."""
     if example.shape[0] == 1:
         example = example.expand(2, *example.shape[1:]).contiguous()
-    batch = torch.export.Dim("batch", min=1, max=1024)
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
     return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
 
 
@@ -130,7 +132,7 @@ def _load_onnx(path: Path) -> Runner:
 
 
 def _export_pt2(model, example: torch.Tensor, path: Path, meta: dict) -> None:
-    program = _program(model, example)
+    program = dynamic_batch_program(model, example)
     extra = {"tc3d.json": json.dumps(meta)}
     atomic_write_with(path, lambda f: torch.export.save(program, f, extra_files=extra))
 
@@ -155,7 +157,7 @@ def _openvino():
 
 def _export_openvino(model, example: torch.Tensor, path: Path, meta: dict) -> None:
     ov = _openvino()
-    program = _program(model, example)
+    program = dynamic_batch_program(model, example)
     ir = ov.convert_model(program)
     ir.reshape(ov.PartialShape([-1, *example.shape[1:]]))  # only the batch is dynamic
     ir.inputs[0].get_tensor().set_names({"video"})

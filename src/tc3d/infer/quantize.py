@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.metadata
 import io
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 import warnings
@@ -40,12 +39,14 @@ import torch
 from torch import nn
 
 from tc3d.errors import first_line
+from tc3d.infer.export import dynamic_batch_program
 from tc3d.infer.int8_graph import (
     CalibrationError,
     CalibrationMismatch,
     read_ranges,
     write_ranges,
 )
+from tc3d.io import atomic_write_files
 from tc3d.modelfile.calibration import cache_dir
 from tc3d.models.tc3d import TC3D
 from tc3d.video.clips import ClipSpec, load_clips
@@ -100,10 +101,8 @@ def _openvino_model(backbone: nn.Module, example: torch.Tensor):
 
     net = copy.deepcopy(_MapsAndScores(backbone)).cpu().float().eval()
     net = net.to(memory_format=torch.contiguous_format)
-    two = example[:1].float().expand(2, *example.shape[1:]).contiguous()  # a batch of 1 would
-    batch = torch.export.Dim("batch", min=1, max=4096)  # be specialised to a constant
     with torch.no_grad():
-        program = torch.export.export(net, (two,), dynamic_shapes={"x": {0: batch}})
+        program = dynamic_batch_program(net, example[:1].float(), max_batch=4096)
     with warnings.catch_warnings():
         # OpenVINO's reader of exported programs still uses torch.utils._pytree names that
         # torch has deprecated; that is OpenVINO's call to make, not the user's to read.
@@ -128,20 +127,20 @@ def _nncf_quantize(model, samples: Sequence[np.ndarray], correct_bias: bool = Tr
                              fast_bias_correction=False, advanced_parameters=params)  # fmt: skip
 
 
-_CORE = None
+@functools.cache
+def _core():
+    """One OpenVINO runtime per process (reading and compiling models)."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 def _compile(model):
     """Compiled for this CPU: fp32 wherever the graph is not int8 (OpenVINO would otherwise
     run those parts in bf16 on CPUs that have it, and figures would differ between machines)."""
-    global _CORE
-    import openvino as ov
-
-    if _CORE is None:
-        _CORE = ov.Core()
     config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
-    return _CORE.compile_model(model, "CPU", config)
+    return _core().compile_model(model, "CPU", config)
 
 
 class Int8Backbone:
@@ -168,12 +167,12 @@ class Int8Backbone:
 def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> dict:
     """The activation ranges NNCF measures on ``clips`` (batches ``(N, 3, k, H, W)``, one per
     calibration video)."""
-    backend_versions()
+    versions = backend_versions()
     model = _openvino_model(backbone, clips[0])
     quantized = _nncf_quantize(model, [c.float().numpy() for c in clips])
     ranges = read_ranges(quantized, model)
     # the very model quantize_backbone would rebuild from these ranges: keep it for the run
-    _write_cached(_cache_path(backbone, ranges, clips[0][:1]), quantized)
+    _write_cached(_cache_path(backbone, ranges, clips[0][:1], versions), quantized)
     return ranges
 
 
@@ -186,9 +185,9 @@ def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     return quantized
 
 
-def _cache_path(backbone: nn.Module, ranges: dict, example: torch.Tensor) -> Path:
+def _cache_path(backbone: nn.Module, ranges: dict, example: torch.Tensor, versions: dict) -> Path:
     """Where the int8 model of these weights, ranges, clip shape and backend versions is kept."""
-    h = hashlib.sha256(json.dumps([ranges, list(example.shape), backend_versions()]).encode())
+    h = hashlib.sha256(json.dumps([ranges, list(example.shape), versions]).encode())
     for k, v in backbone.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -196,28 +195,25 @@ def _cache_path(backbone: nn.Module, ranges: dict, example: torch.Tensor) -> Pat
 
 
 def _read_cached(path: Path):
-    import openvino as ov
-
     if not path.is_file() or not path.with_suffix(".bin").is_file():
         return None
     try:
-        return ov.Core().read_model(str(path))
+        return _core().read_model(str(path))
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
         log.warning("int8: rebuilding the damaged cached model %s (%s)", path, first_line(e))
         return None
 
 
 def _write_cached(path: Path, model) -> None:
-    """The IR pair, written in a private folder and moved in: the .xml last, so a reader
-    never sees an .xml without its .bin. A cache that cannot be written is only slower."""
+    """The IR pair, written atomically with the .xml last, so a reader never sees an .xml
+    without its .bin. A cache that cannot be written is only slower."""
     import openvino as ov
 
+    def save(folder: Path) -> None:
+        ov.save_model(model, str(folder / path.name), compress_to_fp16=False)
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            ov.save_model(model, str(Path(tmp) / path.name), compress_to_fp16=False)
-            os.replace(Path(tmp) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
-            os.replace(Path(tmp) / path.name, path)
+        atomic_write_files([path.with_suffix(".bin"), path], save)
     except OSError as e:
         log.info("int8: cannot cache the converted model in %s (%s)", path.parent, e)
 
@@ -229,8 +225,7 @@ def quantize_backbone(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     Exporting, converting and placing quantisers takes seconds; the result is kept in tc3d's
     cache (``openvino/`` in :func:`~tc3d.modelfile.calibration.cache_dir`), so a later run
     of the same model reads it back and compiles in a fraction of a second."""
-    backend_versions()
-    path = _cache_path(backbone, ranges, example)
+    path = _cache_path(backbone, ranges, example, backend_versions())
     quantized = _read_cached(path)
     if quantized is None:
         quantized = _build(backbone, ranges, example)
