@@ -5,6 +5,9 @@ moves a lot here", with no learning at all. Each test frame is scored by
 
 * ``energy``: the mean absolute difference between it and the previous grayscale frame
   (160x120), smoothed by a centred moving average over ``--window`` (16) frames, and
+* ``diff``: plain frame differencing, the same difference unsmoothed,
+* ``moving``: motion energy as the share of pixels that changed by more than 25 grey levels
+  since the previous frame, smoothed the same way, and
 * ``flow``: the mean Farneback optical-flow magnitude of the frame (every ``--flow-step``-th
   frame, interpolated in between), smoothed the same way.
 
@@ -43,18 +46,21 @@ from tc3d.datasets.formats import is_normal_folder, load_dataset
 from tc3d.video.decode import VideoReadError, probe
 
 SIZE = (160, 120)  # (width, height)
-VARIANTS = ("energy", "flow")
+VARIANTS = ("energy", "diff", "moving", "flow")
+MOVING_THRESHOLD = 25  # grey levels: above sensor noise, below a walker against the street
 
 
 def raw_signals(path: str, flow_step: int) -> dict[str, np.ndarray]:
     """Per decoded frame: frame-difference energy and flow magnitude (frame 0 copies frame 1)."""
-    energy, flow_at, flow_val = [], [], []
+    energy, moving, flow_at, flow_val = [], [], [], []
     prev = None
     with av.open(path) as container:
         for i, frame in enumerate(container.decode(video=0)):
             cur = frame.reformat(width=SIZE[0], height=SIZE[1], format="gray").to_ndarray()
             if prev is not None:
-                energy.append(float(cv2.absdiff(prev, cur).mean()))
+                diff = cv2.absdiff(prev, cur)
+                energy.append(float(diff.mean()))
+                moving.append(float((diff > MOVING_THRESHOLD).mean()))
                 if i % flow_step == 0:
                     flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)
                     flow_at.append(i)
@@ -64,8 +70,9 @@ def raw_signals(path: str, flow_step: int) -> dict[str, np.ndarray]:
     if n < 2 or not flow_at:
         raise ValueError(f"{path}: too few frames decoded ({n})")
     energy = np.array([energy[0], *energy])
+    moving = np.array([moving[0], *moving])
     flow = np.interp(np.arange(n), flow_at, flow_val)
-    return {"energy": energy, "flow": flow}
+    return {"energy": energy, "diff": energy, "moving": moving, "flow": flow}
 
 
 def smooth(x: np.ndarray, window: int) -> np.ndarray:
@@ -131,7 +138,8 @@ def main() -> None:
                 skipped.append({"path": str(path), "error": error})
                 continue
             length_mismatch += len(raw["energy"]) != n
-            scores = {v: fit_length(smooth(raw[v], args.window), n) for v in VARIANTS}
+            scores = {v: fit_length(smooth(raw[v], 1 if v == "diff" else args.window), n)
+                      for v in VARIANTS}  # fmt: skip
             labels = frame_labels(n, note.intervals if note else ())
             scored.append((scores, labels, not normal))
     if not scored:

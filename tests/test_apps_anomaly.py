@@ -29,7 +29,7 @@ def surveillance(tmp_path_factory):
 def model(surveillance, tmp_path_factory):
     out = tmp_path_factory.mktemp("crime_run")
     flags = "--width 0.25 --crop 32 --frames 4 --batch-size 4 --iters 2 --eval-every 2 "
-    flags += "--workers 0 --optimizer adamw --lr 1e-3 --dropout 0"
+    flags += "--workers 0 --optimizer adamw --lr 1e-3 --dropout 0 --objective classify"
     assert main(["anomaly", "train", "--data", str(surveillance), "--out", str(out),
                  *flags.split()]) == 0  # fmt: skip
     return out / "best.pt"

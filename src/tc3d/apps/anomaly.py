@@ -33,6 +33,7 @@ from tc3d.datasets.annotations import (
 from tc3d.datasets.formats import DatasetFormatError, is_normal_folder, load_dataset
 from tc3d.errors import TC3DError
 from tc3d.figures import save_figure
+from tc3d.infer.anomaly_evidence import LocalScorer, read_evidence
 from tc3d.infer.engine import Engine
 from tc3d.infer.evaluate import score_items
 from tc3d.modelfile.checkpoint import LoadedModel
@@ -99,8 +100,12 @@ def frame_scores(
 ) -> np.ndarray:
     """One anomaly score per decoded frame: the mean over the sliding clips holding it.
 
-    ``stride`` defaults to half a clip's span, so every frame lies in about two clips.
+    ``stride`` defaults to half a clip's span, so every frame lies in about two clips. A model
+    trained with ``--objective ranking`` scores frames with its scorer instead (no clips).
     """
+    if model.loaded.anomaly_scorer is not None:
+        scorer = LocalScorer.from_dict(model.loaded.anomaly_scorer)
+        return scorer.frame_scores(read_evidence(video))
     loaded, engine = model.loaded, model.engine([str(video)])
     span = loaded.clip.sampling.span
     stride = stride or max(1, span // 2)
@@ -197,7 +202,9 @@ def evaluate_anomaly(
 ) -> dict:
     """``tc3d anomaly test``: frame-level AUC over all test frames concatenated, and video AUC.
 
-    int8 calibrates, when the model has no calibration yet, on the data set's videos.
+    int8 calibrates, when the model has no calibration yet, on the data set's videos. Video
+    AUC ranks videos by the fused S-clip probability of a classifier, by the top frame score
+    of a ranking model (``video_auc_max`` always by the top frame score).
 
     Frame labels come from the temporal annotation file; a test video of an anomalous folder
     that the file does not annotate is skipped with a reason (its frames' labels are unknown).
@@ -210,27 +217,19 @@ def evaluate_anomaly(
     if not binary.test:
         raise AnomalyError(f"{root}: Anomaly_Test.txt lists no video found on disk")
     annotations = read_temporal_annotations(find_annotation_file(root, splits))
-    fallback = [it.path for it in binary.train or binary.test]
-    engine = model.engine(fallback)
     scored, skipped = _score_test_videos(model, binary.test, annotations, stride, progress)
     if not scored:
         raise AnomalyError("no test video could be scored")
     all_scores = np.concatenate([v.scores for v in scored])
     all_labels = np.concatenate([v.labels for v in scored])
-    # Video level: the T-C3D prediction the model was trained to make (S segment clips, fused).
-    items = [it for it in binary.test if any(it.path == v.path for v in scored)]
-    fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"),
-                        model.device, model.precision, engine=engine)  # fmt: skip
-    a = anomaly_class(loaded)
     video_truth = np.array([v.anomalous for v in scored], np.int8)
-    video_fused = np.array([fused.probs[i][a] if i in fused.probs else 0.0
-                            for i in range(len(items))])  # fmt: skip
     video_max = np.array([v.scores.max() for v in scored])
+    video_score = video_max if loaded.anomaly_scorer is not None else _fused(model, binary, scored)
     frames = len(all_scores)
     seconds = time.perf_counter() - start
     return {
         "frame_auc": auc(all_labels, all_scores),
-        "video_auc": auc(video_truth, video_fused),
+        "video_auc": auc(video_truth, video_score),
         "video_auc_max": auc(video_truth, video_max),
         "videos": len(scored),
         "frames": frames,
@@ -240,6 +239,18 @@ def evaluate_anomaly(
         "fps": frames / seconds if seconds > 0 else 0.0,
         "per_video": [v.summary() for v in scored],
     }
+
+
+def _fused(model: Model, binary, scored: list[VideoScores]) -> np.ndarray:
+    """Each scored test video's anomaly probability as the T-C3D classifier was trained to give
+    it: S segment clips, fused (int8 calibrates, when needed, on the data set's videos)."""
+    loaded = model.loaded
+    engine = model.engine([it.path for it in binary.train or binary.test])
+    items = [it for it in binary.test if any(it.path == v.path for v in scored)]
+    fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"),
+                        model.device, model.precision, engine=engine)  # fmt: skip
+    a = anomaly_class(loaded)
+    return np.array([fused.probs[i][a] if i in fused.probs else 0.0 for i in range(len(items))])
 
 
 def find_annotations_near(video: Path, levels: int = 3) -> Path | None:

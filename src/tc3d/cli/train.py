@@ -19,6 +19,7 @@ from tc3d.models.tc3d import ARCHS
 from tc3d.training.config import (
     ANOMALY,
     FINETUNE,
+    OBJECTIVES,
     OPTIMIZERS,
     PAPER,
     RECIPES,
@@ -181,12 +182,13 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate + checkpoint period")
 
 
-def _add_training(sub, name: str, func, **texts) -> None:
+def _add_training(sub, name: str, func, **texts):
     """``tc3d train`` and ``tc3d anomaly train``: one set of flags, two tasks."""
     p = sub.add_parser(name, parents=[common()], **texts)
     data_flags(p)
     _train_flags(p)
     p.set_defaults(func=func)
+    return p
 
 
 def add_train(sub) -> None:
@@ -203,16 +205,25 @@ def add_train(sub) -> None:
 
 
 def add_anomaly_train(anomaly) -> None:
-    _add_training(
+    p = _add_training(
         anomaly,
         "train",
         cmd_anomaly_train,
         prog="tc3d anomaly train",
-        help="train a normal-vs-anomalous T-C3D on video-level labels",
-        description="Train T-C3D as a binary classifier of untrimmed videos (normal vs "
-        "anomalous) from Anomaly_Train.txt, video-level labels only, S segments spread over "
-        "each long video (paper Section IV-A). Flags as 'tc3d train'.",
+        help="train an anomaly detector on video-level labels",
+        description="Train an anomaly detector from Anomaly_Train.txt, video-level labels "
+        "only. The default objective, 'ranking', learns by multiple-instance ranking which "
+        "lasting local changes in a scene are anomalous, each cell of the frame judged against "
+        "its own normal over the video (so traffic, crowds, swaying trees and flicker are not "
+        "alarms); it reads each video once and trains in seconds (--iters: its steps). "
+        "'--objective classify' trains T-C3D as a binary classifier of untrimmed videos with "
+        "S segments spread over each video (paper Section IV-A). Flags as 'tc3d train'.",
     )
+    p.add_argument(
+        "--objective", choices=OBJECTIVES, default=None,
+        help="ranking (default): scorer over lasting local change; classify: the paper's "
+        "T-C3D video classifier",
+    )  # fmt: skip
 
 
 def add_pretrain(sub) -> None:

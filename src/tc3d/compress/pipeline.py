@@ -327,6 +327,8 @@ def write_compressed(
     dense = {k: v for k, v in model.state_dict().items() if k not in shared_names}
     meta = model_metadata(loaded.model, loaded.classes, loaded.clip)
     meta["source"] = Path(info.get("model", "")).name
+    if loaded.anomaly_scorer is not None:  # an anomaly model's scorer travels in the header
+        meta["anomaly_scorer"] = loaded.anomaly_scorer
     calibration = compress_calibration(model, loaded, info)
     if calibration is not None:
         meta[CALIBRATION_KEY] = calibration.to_dict()

@@ -27,6 +27,7 @@ from tc3d.models.tc3d import TC3D, ModelConfig
 from tc3d.video.clips import ClipSpec
 
 SCHEMA = ("model", "model_config", "clip", "classes")
+OPTIONAL = ("anomaly_scorer",)  # carried by a checkpoint and a .tc3d header when present
 
 
 class CheckpointError(TC3DError, RuntimeError):
@@ -58,6 +59,7 @@ class LoadedModel:
     classes: list[str]
     clip: ClipSpec
     source: Path
+    anomaly_scorer: dict | None = None  # tc3d anomaly train --objective ranking's scorer
 
 
 def model_metadata(model: TC3D, classes: list[str], clip: ClipSpec) -> dict:
@@ -123,7 +125,7 @@ def read_model_file(path: str | Path) -> dict:
         except encode.Tc3dError as e:
             raise CheckpointError(str(e)) from None
         return {"model": encode.state_dict_from(contents)} | {
-            k: contents.header.get(k) for k in SCHEMA[1:]
+            k: contents.header.get(k) for k in (*SCHEMA[1:], *OPTIONAL)
         }
     return load_checkpoint(path)
 
@@ -145,4 +147,5 @@ def load_model_file(path: str | Path) -> LoadedModel:
         raise CheckpointError(
             f"{path}: checkpoint does not match the model ({first_line(e)})"
         ) from None
-    return LoadedModel(model.eval(), list(ckpt["classes"]), clip, resolve(path))
+    scorer = ckpt.get("anomaly_scorer")
+    return LoadedModel(model.eval(), list(ckpt["classes"]), clip, resolve(path), scorer)

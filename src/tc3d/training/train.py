@@ -33,6 +33,7 @@ from tc3d.training import distributed
 from tc3d.training.config import TrainConfig, TrainError, learning_rate, settle
 from tc3d.training.init_weights import init_backbones
 from tc3d.training.loop import Fit, Step, Window, fit, make_loader, make_optimizer, steps
+from tc3d.training.ranking import train_ranking
 from tc3d.training.rundir import RunDir
 from tc3d.video.clips import ClipSpec
 from tc3d.video.sampling import SamplingConfig
@@ -143,6 +144,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     sampling = SamplingConfig(cfg.segments, cfg.frames, cfg.sampling, cfg.offset)
     spec = ClipSpec(sampling, cfg.crop, flip=cfg.flip)
     model = _model(cfg, len(split.classes), device)
+    if cfg.objective == "ranking":
+        return train_ranking(cfg, split, model, spec, progress)
     optimizer = make_optimizer(model, cfg, cfg.head_lr_scale)
     state = run.start(model, optimizer, cfg.resume)
     if not state.resumed:
