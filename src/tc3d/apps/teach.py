@@ -149,8 +149,11 @@ class TeachSet:
         return status
 
 
-def _training_config(ts: TeachSet, name: str, flags: dict):
+def _training_config(ts: TeachSet, name: str, flags: dict, counts: dict[str, int]):
     values = {**TEACH_RECIPE, **{k: v for k, v in flags.items() if v is not None}}
+    # the folder layout keeps every 5th clip of a class for validation: a batch is at most the rest
+    training = sum(n - n // 5 for n in counts.values())
+    values["batch_size"] = max(1, min(values["batch_size"], training))
     return make_config("finetune", data=str(ts.clips), format="folder",
                        out=str(ts.run_dir(name)), **values)  # fmt: skip
 
@@ -197,7 +200,7 @@ def teach(
             progress(done, total, info)
 
     try:
-        trained = train(_training_config(ts, name, flags), progress=tick)
+        trained = train(_training_config(ts, name, flags, counts), progress=tick)
         ts.write_status(name, "running", TRAIN_SHARE)
         out = ts.model_file(name)
         out.parent.mkdir(parents=True, exist_ok=True)

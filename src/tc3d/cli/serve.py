@@ -21,7 +21,7 @@ def cmd_serve(args) -> dict:
     logging.getLogger("tc3d.serve").setLevel(logging.INFO)  # one line per request on stderr
     c = console()
     cfg = ServeConfig(models, args.host, args.port, args.max_upload_mb, args.device,
-                      args.precision, args.top, args.teach_dir)  # fmt: skip
+                      args.precision, args.top, args.teach_dir, args.teach_iters)  # fmt: skip
     try:
         url = serve(cfg, announce=lambda line: (c.print(line, highlight=False), sys.stderr.flush()))
     except OSError as e:
@@ -55,4 +55,6 @@ def add_serve(sub) -> None:
     p.add_argument("--teach-dir", default=None, metavar="DIR",
                    help="where teach mode keeps its clips, runs and models (a folder "
                    "tc3d train --data DIR/clips reads; default: tc3d's cache folder)")  # fmt: skip
+    p.add_argument("--teach-iters", type=int, default=None, metavar="N",
+                   help="training steps of a teach run (default: the teach recipe's)")
     p.set_defaults(func=cmd_serve)

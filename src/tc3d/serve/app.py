@@ -76,6 +76,7 @@ class ServeConfig:
     precision: str = "fp32"
     top: int = 5
     teach_dir: str | None = None  # teach mode's clips, runs and models (None: tc3d's cache)
+    teach_iters: int | None = None  # training steps of a teach run (None: the recipe's)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -244,6 +245,7 @@ def create_app(
     top: int = 5,
     teach_dir: Path | None = None,
     loader: Callable[[str, Path], ServedModel] | None = None,
+    teach_iters: int | None = None,
 ):
     """The ASGI app: the page, its script and style, ``/api/info``, ``/examples/NAME``,
     ``POST /api/predict``, ``WS /api/live`` and teach mode's routes (clips, runs and models kept
@@ -252,7 +254,7 @@ def create_app(
     upload_dir.mkdir(parents=True, exist_ok=True)
     site = _Site(models, examples, upload_dir, max_upload_bytes, top)
     site.loader = loader or (lambda name, path: ServedModel.wrap(name, load_model(path, "cpu")))
-    teacher = site.teacher = Teacher(teach_dir or default_dir(), on_model=site.add_model)
+    teacher = site.teacher = Teacher(teach_dir or default_dir(), site.add_model, teach_iters)
     app = Starlette(
         routes=[
             Route("/", site.index),
@@ -335,7 +337,8 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
             calibration = [e.path for e in examples.values()]
             teach_dir = Path(cfg.teach_dir).expanduser() if cfg.teach_dir else default_dir()
             app = create_app(models, examples, work / "uploads", limit, cfg.top, teach_dir,
-                             lambda n, p: load_served(n, p, cfg, calibration))  # fmt: skip
+                             lambda n, p: load_served(n, p, cfg, calibration),
+                             cfg.teach_iters)  # fmt: skip
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                     timeout_graceful_shutdown=5)  # fmt: skip
             announce(f"serving {', '.join(models)} at {url}  (Ctrl-C stops)")

@@ -54,8 +54,8 @@ def _check_clip(path: Path) -> int:
 class Teacher:
     """The teach set of one server and its training runs (child processes)."""
 
-    def __init__(self, root: Path, on_model=None):
-        self.set = TeachSet(root)
+    def __init__(self, root: Path, on_model=None, iters: int | None = None):
+        self.set, self.iters = TeachSet(root), iters
         self.procs: dict[str, subprocess.Popen] = {}
         self.on_model = on_model  # called with (name, file) when a run is found finished
 
@@ -119,7 +119,7 @@ class Teacher:
         if len(counts) < 2:
             return _error(400, f"teach at least two classes first (have: {counts or 'none'})")
         form = await request.form(max_files=0, max_fields=4)
-        iters = str(form.get("iters") or "")
+        iters = str(form.get("iters") or self.iters or "")
         await form.close()
         name = new_name()
         cmd = [sys.executable, "-m", "tc3d", "teach", "train", "--dir", str(self.set.root),

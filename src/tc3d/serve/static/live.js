@@ -11,6 +11,7 @@ const RECORD_MS = 2000;
 const live = {
   ws: null, stream: null, running: false, started: 0, first: null, latencies: [],
   decisions: 0, dropped: 0, skipped: 0, sent: 0, inflight: 0, last: null, recent: [], model: "",
+  sentAt: [], roundTrips: [], // when each frame left (by its number on this socket); send to shown
 };
 window.tc3dLive = live; // what the page measured, for tests and benchmarks
 const canvas = document.createElement("canvas");
@@ -29,13 +30,14 @@ function modelInfo(name) {
 }
 
 function connect(name) {
-  if (live.ws) { live.ws.onclose = null; live.ws.close(1000); }
+  if (live.ws) { live.ws.onclose = null; live.ws.onmessage = null; live.ws.close(1000); }
   live.model = name || $("model").value || modelInfo().name || "";
   $("live-model").textContent = live.model;
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}` +
     `/api/live?model=${encodeURIComponent(live.model)}`;
   const ws = new WebSocket(url);
   live.ws = ws;
+  live.sentOnSocket = 0;
   ws.onmessage = (e) => onDecision(JSON.parse(e.data));
   ws.onclose = (e) => {
     if (live.ws === ws && live.running && e.code !== 1000) {
@@ -57,7 +59,11 @@ function sendFrame() {
   live.inflight++;
   canvas.toBlob((blob) => {
     live.inflight--;
-    if (blob && ws.readyState === WebSocket.OPEN) { ws.send(blob); live.sent++; }
+    if (blob && ws.readyState === WebSocket.OPEN && ws === live.ws) {
+      live.sentAt[live.sentOnSocket++ % 256] = performance.now();
+      ws.send(blob);
+      live.sent++;
+    }
   }, "image/jpeg", 0.85);
 }
 
@@ -86,6 +92,10 @@ function onDecision(d) {
   live.dropped = d.dropped;
   live.latencies.push(d.latency_ms);
   if (live.latencies.length > 5000) live.latencies.shift();
+  if (live.sentOnSocket - d.frame <= 256) {
+    live.roundTrips.push(performance.now() - live.sentAt[d.frame % 256]);
+    if (live.roundTrips.length > 5000) live.roundTrips.shift();
+  }
   live.recent.push(d);
   if (live.recent.length > TIMELINE) live.recent.shift();
   $("live-label").textContent = d.label;
@@ -112,7 +122,7 @@ async function startCamera() {
     return showError(`no camera: ${e.message || e.name}`);
   }
   Object.assign(live, { running: true, started: performance.now(), first: null, latencies: [],
-    decisions: 0, skipped: 0, sent: 0, recent: [] });
+    decisions: 0, skipped: 0, sent: 0, recent: [], roundTrips: [] });
   const view = $("camera-view");
   view.srcObject = live.stream;
   $("live").hidden = false;
@@ -125,7 +135,7 @@ async function startCamera() {
 
 function stopCamera() {
   live.running = false;
-  if (live.ws) { live.ws.onclose = null; live.ws.close(1000); live.ws = null; }
+  if (live.ws) { live.ws.onclose = live.ws.onmessage = null; live.ws.close(1000); live.ws = null; }
   if (live.stream) for (const t of live.stream.getTracks()) t.stop();
   live.stream = null;
   $("camera-view").srcObject = null;
