@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from conftest import random_checkpoint, run_cli
@@ -85,10 +86,11 @@ def test_live_stream_is_run_streams_path(live_setup):
     run_stream(model.engine(), model.loaded, [str(path)], StreamConfig(stride=4), emit=want.append)
     live = LiveStream(model.engine(), model.loaded, StreamConfig(stride=4))
     got = []
-    for frame in decode(path):
-        job = live.push(frame)
-        if job is not None:
-            got.append(live.decide(job))
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):  # decoded frames, as tc3d stream's reader has
+            job = live.push(frame)
+            if job is not None:
+                got.append(live.decide(job))
     assert len(want) == len(got) == (64 - 8) // 4 + 1
     assert [g["frame"] for g in got] == [w["frame"] for w in want]
     assert [g["label"] for g in got] == [w["label"] for w in want]
@@ -238,7 +240,6 @@ def test_teach_add_makes_a_folder_tc3d_train_reads(tmp_path):
     check = run_cli("data", "check", "--data", str(teach / "clips"), "--json")
     assert check["format"] == "folder" and check["classes"] == 2 and check["ok"] == 4
     assert check["frames"]["min"] == 32
-    run_cli("teach", "train", "--dir", str(teach), "--json", expect=1)  # an empty folder:
     empty = run_cli("teach", "train", "--dir", str(tmp_path / "none"), expect=1)
     assert "at least two classes" in empty["stderr"]
 
