@@ -56,5 +56,5 @@ def add_serve(sub) -> None:
                    help="where teach mode keeps its clips, runs and models (a folder "
                    "tc3d train --data DIR/clips reads; default: tc3d's cache folder)")  # fmt: skip
     p.add_argument("--teach-iters", type=int, default=None, metavar="N",
-                   help="training steps of a teach run (default: the teach recipe's)")
+                   help="training steps of a teach run (default: the teach recipe's)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
