@@ -208,8 +208,9 @@ def teach(
                              stages=["baseline", "quantize", "huffman"], device="cpu")  # fmt: skip
         packed = compress(cfg)
         shutil.rmtree(packed["work_dir"], ignore_errors=True)
-    except Exception as e:
-        ts.write_status(name, "failed", 0, first_line(e))
+    except BaseException as e:  # an interrupt too: the run folder keeps last.pt
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else first_line(e)
+        ts.write_status(name, "failed", 0, why)
         raise
     ts.write_status(name, "done", 100)
     return {

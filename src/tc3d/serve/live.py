@@ -18,6 +18,7 @@ stream is only in memory and goes when the socket closes; no frame is written an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4 << 20  # bytes: one frame
 MAX_PIXELS = 4096 * 4096  # a frame larger than this is refused before it is decoded
 LIVE_STRIDE = 4  # frames between decisions
-UNSUPPORTED, TOO_BIG = 1003, 1009  # WebSocket close codes
+UNSUPPORTED, TOO_BIG, INTERNAL = 1003, 1009, 1011  # WebSocket close codes
 
 
 class BadFrame(ValueError):
@@ -80,17 +81,27 @@ class _Session:
             return self.stream.decide(job)
 
     async def decider(self) -> None:
-        while not self.closed:
-            await self.due.wait()
-            self.due.clear()
-            job, self.slot = self.slot, None
-            if job is None:
-                continue
-            line = await run_in_threadpool(self._decide, job)
-            line["dropped"] = self.stream.state.dropped
-            line["model"] = self.served.name
-            if not self.closed:
-                await self.ws.send_json(line)
+        """Decide the newest due clip whenever there is one; a failure ends the connection."""
+        try:
+            while not self.closed:
+                await self.due.wait()
+                self.due.clear()
+                job, self.slot = self.slot, None
+                if job is None:
+                    continue
+                line = await run_in_threadpool(self._decide, job)
+                line["dropped"] = self.stream.state.dropped
+                line["model"] = self.served.name
+                if not self.closed:
+                    await self.ws.send_json(line)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away while its decision was made: nobody to tell
+        except Exception as e:  # a bug or a resource failure: say so, close this one socket
+            log.warning("live decision failed: %s", e, exc_info=log.isEnabledFor(10))
+            self.closed = True
+            with contextlib.suppress(Exception):
+                await self.ws.send_json({"error": f"decision failed: {first_line(e)}"})
+                await self.ws.close(INTERNAL)
 
     async def receive(self) -> tuple[int, str] | None:
         """Take frames until the client leaves (None) or must be closed: (code, reason)."""
