@@ -91,24 +91,6 @@ class _Slots:
         self.cond = threading.Condition()
 
 
-class _ClipRing:
-    """The last ``span`` frames of a source and, every ``stride`` frames (shifted by ``phase``),
-    the clip of k frames ``offset`` apart that ends at the newest one."""
-
-    def __init__(self, spec: ClipSpec, stride: int, phase: int = 0):
-        self.spec, self.stride, self.phase = spec, stride, phase
-        span = spec.sampling.span
-        self.picks = np.arange(0, span, spec.sampling.offset)[None]  # (1, k): ring positions
-        self.ring: deque = deque(maxlen=span)
-
-    def add(self, rgb: np.ndarray, i: int) -> torch.Tensor | None:
-        """Keep frame ``i`` (RGB at the short side); the clip due at it, ``(3, k, crop, crop)``."""
-        self.ring.append(rgb)
-        if (i + 1 + self.phase) % self.stride or len(self.ring) < self.ring.maxlen:
-            return None
-        return clips_from_frames(np.stack(self.ring), self.picks, self.spec)[0, 0]
-
-
 @dataclass
 class _Reader:
     """One source's reader: what it decodes, how it is paced, where its clips go."""
@@ -154,9 +136,12 @@ class _Reader:
 
     def _decode(self, video: OpenVideo, writer: _Overlay | None) -> None:
         """Keep a ring buffer of frames, hand a clip to the model every ``stride`` frames."""
-        spec, state = self.spec, self.state
-        ring = _ClipRing(spec, self.cfg.stride, self.phase if (self.paced or self.live) else 0)
+        spec, state, stride = self.spec, self.state, self.cfg.stride
+        span = spec.sampling.span
+        picks = np.arange(0, span, spec.sampling.offset)[None]  # (1, k): positions in the ring
+        ring: deque = deque(maxlen=span)
         reformatter = VideoReformatter()
+        phase = self.phase if (self.paced or self.live) else 0
         start = time.perf_counter()
         for i, frame in enumerate(video.frames()):
             if self.stop.is_set():
@@ -165,12 +150,14 @@ class _Reader:
             if self.paced and self._late(release, i):
                 continue
             available = release if self.paced else time.perf_counter()
+            ring.append(frame_rgb(frame, spec.short_side, reformatter))
             state.frames += 1
             if writer is not None:
                 writer.write(frame, state.label)
-            clip = ring.add(frame_rgb(frame, spec.short_side, reformatter), i)
-            if clip is not None:
-                self._hand_over(_Job(self.index, i, i / state.fps, available, clip))
+            if (i + 1 + phase) % stride or len(ring) < span:
+                continue
+            clip = clips_from_frames(np.stack(ring), picks, spec)[0, 0]  # (3, k, crop, crop)
+            self._hand_over(_Job(self.index, i, i / state.fps, available, clip))
 
     def _late(self, release: float, i: int) -> bool:
         """Wait for frame ``i``'s time; True when it is dropped instead (more than a decision
