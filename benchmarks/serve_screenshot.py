@@ -8,9 +8,10 @@ result and writes the picture atomically.
 ``--mode camera``: camera mode, Chromium's fake camera playing a real clip from
 ``../shared/real-video/clips`` (``--clip``), after ``--decisions`` live decisions.
 
-``--mode teach``: teach mode from real clips (``wave``, ``SoccerJuggling``, ``Segway``, four
-1.3 s WebM clips each, cut from clips other than the camera's), added as dropped files, trained
-with the teach recipe, then the camera view with the taught model.
+``--mode teach``: teach mode from real clips (``wave``, ``SoccerJuggling``, ``Segway``: fold 0
+of benchmarks/teach_figure.py, four 1.3 s WebM clips per class cut from clips other than the
+camera's), added as dropped files, trained with the teach recipe, then the camera (playing the
+held-out ``v_SoccerJuggling_g23_c01.avi``) labelled by the taught model.
 
     python benchmarks/serve_screenshot.py [--out docs/img/serve.png] [--model motion]
     python benchmarks/serve_screenshot.py --mode camera --out docs/img/serve_camera.png
@@ -49,36 +50,26 @@ def camera_mode(driver, wait, args) -> None:
 
 
 def teach_mode(driver, wait, args, work: Path) -> None:
-    from live_harness import decode, real_clips, write_webm
+    """Teach the page fold 0 of the teach figure (benchmarks/teach_figure.py: four subclips per
+    class from the clips it does not test on), then show the camera with the taught model."""
     from selenium.webdriver.common.by import By
+    from teach_figure import CLASSES, CLIPS, all_frames, subclips, write_webm
 
-    clips = real_clips()
-    for label, names in TEACH.items():
-        files = []
-        for name in names:
-            frames = decode(clips / name, width=320)
-            for i in range(0, 2 * (len(frames) >= 80) + 2):
-                start = min(i * 40, len(frames) - 40)
-                files.append(write_webm(work / f"{label}-{len(files)}.webm",
-                                        frames[start : start + 40]))  # fmt: skip
+    for label, names in CLASSES.items():
+        taught = [n for n in names if n != names[0]]  # fold 0 holds out each class's first clip
+        per_clip = -(-4 // len(taught))
+        cuts = [c for n in taught for c in subclips(all_frames(CLIPS / n), 40, per_clip)]
+        files = [write_webm(work / f"{label}-{i}.webm", c) for i, c in enumerate(cuts[:4])]
         box = driver.find_element(By.ID, "teach-label")
         box.clear()
         box.send_keys(label)
-        driver.find_element(By.ID, "teach-files").send_keys("\n".join(map(str, files[:4])))
+        driver.find_element(By.ID, "teach-files").send_keys("\n".join(map(str, files)))
         wait.until(lambda d, label=label: f"{label}: 4 clips" in d.find_element(
             By.ID, "teach-classes").text)  # fmt: skip
     driver.find_element(By.ID, "teach-train").click()
     wait.until(lambda d: d.find_element(By.ID, "teach-download").is_displayed())
     camera_mode(driver, wait, args)
-    wait.until(lambda d: d.execute_script("return tc3dLive.recent.length") >= 20)
-
-
-# teach mode's classes: clips other than the camera's (v_SoccerJuggling_g23_c01.avi)
-TEACH = {
-    "wave": ["RATRACE_wave_f_nm_np1_fr_goo_37.avi", "TrumanShow_wave_f_nm_np1_fr_med_26.avi"],
-    "SoccerJuggling": ["v_SoccerJuggling_g24_c01.avi"],
-    "Segway": ["SOX5yA1l24A.mp4"],
-}
+    wait.until(lambda d: d.execute_script("return tc3dLive.recent.length") >= 40)
 
 
 def save_page(driver, width: int, out: Path) -> None:

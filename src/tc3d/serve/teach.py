@@ -60,8 +60,9 @@ class Teacher:
         self.on_model = on_model  # called with (name, file) when a run is found finished
 
     def running(self) -> str | None:
+        """The run still training (its process alive and its status not yet final)."""
         for name, proc in self.procs.items():
-            if proc.poll() is None:
+            if proc.poll() is None and (self.set.status(name) or {}).get("state") == "running":
                 return name
         return None
 

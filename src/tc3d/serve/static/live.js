@@ -154,7 +154,9 @@ async function refreshTeach() {
     $("teach-classes").replaceChildren(...classes.map(([label, n]) =>
       el("li", { text: `${label}: ${n} clip${n === 1 ? "" : "s"}` })));
     $("teach-train").disabled = classes.length < 2 || Boolean(r.running);
-    if (r.running && !localStorage.getItem("tc3d-teach-job")) follow(r.running);
+    if (r.running && !localStorage.getItem("tc3d-teach-job") && !following.has(r.running)) {
+      follow(r.running); // started elsewhere (another tab, or a tab since closed)
+    }
   } catch (e) { /* the server is gone: page.js says so */ }
 }
 
@@ -196,7 +198,11 @@ async function train() {
   follow(body.job);
 }
 
+const following = new Set(); // runs this page follows or has followed
+
 async function follow(job) {
+  if (following.has(job)) return;
+  following.add(job);
   const bar = $("teach-progress");
   bar.hidden = false;
   for (;;) {
