@@ -82,8 +82,10 @@ def start_server(*args: str, env: dict | None = None, timeout: float = 900) -> S
     return Server(proc, url, log)
 
 
-def chromium(width: int = 1280, height: int = 1000, profile: str | Path | None = None):
-    """A headless Chromium driven by Selenium through Debian's chromedriver."""
+def chromium(width: int = 1280, height: int = 1000, profile: str | Path | None = None,
+             extra: list[str] | tuple[str, ...] = ()):  # fmt: skip
+    """A headless Chromium driven by Selenium through Debian's chromedriver (``extra``: more
+    command-line flags, e.g. a fake camera)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -92,7 +94,7 @@ def chromium(width: int = 1280, height: int = 1000, profile: str | Path | None =
             raise RuntimeError(f"{path} missing: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
+    for flag in [*CHROMIUM_FLAGS, *extra]:
         options.add_argument(flag)
     profile = profile or tempfile.mkdtemp(prefix="tc3d-chromium-")
     options.add_argument(f"--user-data-dir={profile}")

@@ -35,6 +35,7 @@ from tc3d.cli.demo import add_demo
 from tc3d.cli.evaluate import add_predict, add_test
 from tc3d.cli.infer import add_bench, add_export, add_stream
 from tc3d.cli.serve import add_serve
+from tc3d.cli.teach import add_teach
 from tc3d.cli.train import add_anomaly_train, add_pretrain, add_train
 from tc3d.errors import first_line
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_similarity(sub)
     add_cam(sub)
     add_serve(sub)
+    add_teach(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ def cmd_serve(args) -> dict:
     logging.getLogger("tc3d.serve").setLevel(logging.INFO)  # one line per request on stderr
     c = console()
     cfg = ServeConfig(models, args.host, args.port, args.max_upload_mb, args.device,
-                      args.precision, args.top)  # fmt: skip
+                      args.precision, args.top, args.teach_dir, args.teach_iters)  # fmt: skip
     try:
         url = serve(cfg, announce=lambda line: (c.print(line, highlight=False), sys.stderr.flush()))
     except OSError as e:
@@ -52,4 +52,9 @@ def add_serve(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=500.0, metavar="MB",
                    help="largest upload accepted, MiB (larger: HTTP 413; default 500)")  # fmt: skip
     p.add_argument("--top", type=int, default=5, help="labels shown per video (default 5)")
+    p.add_argument("--teach-dir", default=None, metavar="DIR",
+                   help="where teach mode keeps its clips, runs and models (a folder "
+                   "tc3d train --data DIR/clips reads; default: tc3d's cache folder)")  # fmt: skip
+    p.add_argument("--teach-iters", type=int, default=None, metavar="N",
+                   help="training steps of a teach run (default: the teach recipe's)")  # fmt: skip
     p.set_defaults(func=cmd_serve)

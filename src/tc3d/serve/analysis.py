@@ -72,6 +72,7 @@ class ServedModel:
             "segments": s.segments,
             "frames": s.frames,
             "crop": self.model.clip.crop,
+            "short_side": self.model.clip.short_side,  # the camera's frames are sent this size
             "precision": self.model.precision,
         }
 

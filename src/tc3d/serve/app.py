@@ -17,13 +17,12 @@ server (static files and examples are looked up by name in fixed tables).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
 import socket
 import tempfile
-import time
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +35,17 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from tc3d.api import load_model
+from tc3d.apps.teach import default_dir
 from tc3d.errors import first_line
 from tc3d.serve.analysis import ServedModel, UnreadableVideo, analyse
 from tc3d.serve.examples import Example, make_examples
+from tc3d.serve.live import live
+from tc3d.serve.middleware import BodyLimit, RequestLog
+from tc3d.serve.teach import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ MULTIPART_SLACK = 64 * 1024  # field headers and boundaries around the file
 STATIC = {  # URL name -> (package file, media type): the only files the page can read
     "page.js": ("page.js", "text/javascript; charset=utf-8"),
     "page.css": ("page.css", "text/css; charset=utf-8"),
+    "live.js": ("live.js", "text/javascript; charset=utf-8"),
 }
 HEADERS = {
     # The page may load nothing from any other origin: it must work offline, and a CSP makes
@@ -69,86 +75,12 @@ class ServeConfig:
     device: str = "cpu"
     precision: str = "fp32"
     top: int = 5
+    teach_dir: str | None = None  # teach mode's clips, runs and models (None: tc3d's cache)
+    teach_iters: int | None = None  # training steps of a teach run (None: the recipe's)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
-
-
-async def _send_json(send, status: int, body: dict) -> None:
-    data = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
-
-
-class _BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, whatever the route.
-
-    The rest of an oversized body is read and dropped (a client that is still sending when the
-    server closes would get a reset instead of the answer), the app sees the body end there,
-    and whatever it answers is replaced by the 413.
-    """
-
-    def __init__(self, app, limit: int, message: str):
-        self.app, self.limit, self.message = app, limit, message
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        declared = int(declared) if declared.isdigit() else None
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            if scope.get("tc3d.over_limit"):
-                return {"type": "http.request", "body": b"", "more_body": False}
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit or (declared or 0) > self.limit:
-                    scope["tc3d.over_limit"] = True
-                    while msg.get("more_body"):
-                        msg = await receive()
-                        if msg["type"] != "http.request":
-                            break
-                    return {"type": "http.request", "body": b"", "more_body": False}
-            return msg
-
-        async def guarded(msg):
-            if not scope.get("tc3d.over_limit"):
-                await send(msg)
-            elif msg["type"] == "http.response.start":
-                await _send_json(send, 413, {"error": self.message})
-
-        await self.app(scope, limited, guarded)
-
-
-class _RequestLog:
-    """One line per request on the ``tc3d.serve`` logger: client, method, path, status, time
-    (and what the handler noted, e.g. the file and its label)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start, status = time.perf_counter(), [0]
-
-        async def noted(msg):
-            if msg["type"] == "http.response.start":
-                status[0] = msg["status"]
-            await send(msg)
-
-        try:
-            await self.app(scope, receive, noted)
-        finally:
-            client = (scope.get("client") or ("-", 0))[0]
-            note = scope.get("tc3d.note")
-            log.info("%s %s %s %d %.2f s%s", client, scope["method"], scope["path"], status[0],
-                     time.perf_counter() - start, f"  {note}" if note else "")  # fmt: skip
 
 
 def _display_name(filename: str | None) -> str:
@@ -182,10 +114,36 @@ class _Site:
                  upload_dir: Path, max_upload_bytes: int, top: int):  # fmt: skip
         self.models, self.examples, self.upload_dir = models, examples, upload_dir
         self.max_upload_bytes, self.top = max_upload_bytes, top
+        self.teacher: Teacher | None = None
+        self.loader: Callable[[str, Path], ServedModel] | None = None
+        self.loading = threading.Lock()
         static = resources.files("tc3d.serve") / "static"
         self.page = (static / "index.html").read_bytes()
         self.files = {k: ((static / f).read_bytes(), t) for k, (f, t) in STATIC.items()}
         self.limit_text = f"upload over the {max_upload_bytes / MB:g} MB limit"
+
+    def served(self, name: str | None) -> ServedModel | None:
+        """The model the page calls ``name`` (None: the first one); a taught model is loaded
+        the first time it is asked for. None when there is no such model."""
+        if not name:
+            return next(iter(self.models.values()))
+        if name in self.models:
+            return self.models[name]
+        path = self.teacher.model_file(name) if self.teacher else None
+        if path is not None and self.loader is not None:
+            self.add_model(name, path)
+        return self.models.get(name)
+
+    def add_model(self, name: str, path: Path) -> None:
+        with self.loading:
+            if name not in self.models:
+                self.models[name] = self.loader(name, path)
+                log.info("loaded the taught model %s", name)
+
+    async def live(self, ws: WebSocket) -> None:
+        name = ws.query_params.get("model")
+        served = await run_in_threadpool(self.served, name)
+        await live(ws, served, f"unknown model; this server has: {', '.join(self.models)}")
 
     async def index(self, request: Request) -> Response:
         return Response(self.page, media_type="text/html; charset=utf-8", headers=HEADERS)
@@ -236,7 +194,7 @@ class _Site:
         if not isinstance(upload, UploadFile):
             got = ", ".join(sorted(set(form.keys()))) or "none"
             return _error(400, f"send the video as the multipart field 'video' (got: {got})")
-        served = self.models.get(str(form.get("model") or next(iter(self.models))))
+        served = self.served(str(form.get("model") or ""))
         if served is None:
             return _error(400, f"unknown model; this server has: {', '.join(self.models)}")
         try:
@@ -285,11 +243,18 @@ def create_app(
     upload_dir: Path,
     max_upload_bytes: int,
     top: int = 5,
+    teach_dir: Path | None = None,
+    loader: Callable[[str, Path], ServedModel] | None = None,
+    teach_iters: int | None = None,
 ):
-    """The ASGI app: the page, its script and style, ``/api/info``, ``/examples/NAME`` and
-    ``POST /api/predict``; uploads are written under ``upload_dir`` and deleted after use."""
+    """The ASGI app: the page, its script and style, ``/api/info``, ``/examples/NAME``,
+    ``POST /api/predict``, ``WS /api/live`` and teach mode's routes (clips, runs and models kept
+    under ``teach_dir``; ``loader(name, file)`` loads a taught model). Uploads are written under
+    ``upload_dir`` and deleted after use."""
     upload_dir.mkdir(parents=True, exist_ok=True)
     site = _Site(models, examples, upload_dir, max_upload_bytes, top)
+    site.loader = loader or (lambda name, path: ServedModel.wrap(name, load_model(path, "cpu")))
+    teacher = site.teacher = Teacher(teach_dir or default_dir(), site.add_model, teach_iters)
     app = Starlette(
         routes=[
             Route("/", site.index),
@@ -297,10 +262,16 @@ def create_app(
             Route("/api/info", site.info),
             Route("/examples/{name}", site.example),
             Route("/api/predict", site.predict, methods=["POST"]),
+            WebSocketRoute("/api/live", site.live),
+            Route("/api/teach", teacher.overview),
+            Route("/api/teach", teacher.add, methods=["POST"]),
+            Route("/api/teach/train", teacher.train, methods=["POST"]),
+            Route("/api/teach/{job}", teacher.status),
+            Route("/api/models/{file}", teacher.download),
         ],
         exception_handlers={HTTPException: site.http_error},
     )
-    return _RequestLog(_BodyLimit(app, max_upload_bytes + MULTIPART_SLACK, site.limit_text))
+    return RequestLog(BodyLimit(app, max_upload_bytes + MULTIPART_SLACK, site.limit_text))
 
 
 def _model_names(models: list[str]) -> list[str]:
@@ -318,19 +289,20 @@ def _model_names(models: list[str]) -> list[str]:
     return names
 
 
-def load_served_models(cfg: ServeConfig, calibration: list[Path]) -> dict[str, ServedModel]:
-    """Every ``--model``, loaded, its engine made (int8 calibrates, on the examples when the
-    model's training videos are not at hand) and warmed up on one example."""
-    from tc3d.api import load_model
+def load_served(name: str, spec: str | Path, cfg: ServeConfig, calibration: list[Path]):
+    """One model, loaded, its engine made (int8 calibrates, on the examples when the model's
+    training videos are not at hand) and warmed up on one example."""
+    model = load_model(spec, cfg.device, cfg.precision)
+    model.engine(calibration_fallback=[str(p) for p in calibration])
+    if calibration:
+        model.predict(calibration[:1])  # the first request should not pay the warm-up
+    return ServedModel.wrap(name, model)
 
-    out = {}
-    for name, spec in zip(_model_names(cfg.models), cfg.models, strict=True):
-        model = load_model(spec, cfg.device, cfg.precision)
-        model.engine(calibration_fallback=[str(p) for p in calibration])
-        if calibration:
-            model.predict(calibration[:1])  # the first request should not pay the warm-up
-        out[name] = ServedModel.wrap(name, model)
-    return out
+
+def load_served_models(cfg: ServeConfig, calibration: list[Path]) -> dict[str, ServedModel]:
+    """Every ``--model`` (:func:`load_served`)."""
+    names = _model_names(cfg.models)
+    return {n: load_served(n, s, cfg, calibration) for n, s in zip(names, cfg.models, strict=True)}
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -362,7 +334,11 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
             examples = make_examples(work / "examples")
             models = load_served_models(cfg, [e.path for e in examples.values()])
             limit = int(cfg.max_upload_mb * MB)
-            app = create_app(models, examples, work / "uploads", limit, cfg.top)
+            calibration = [e.path for e in examples.values()]
+            teach_dir = Path(cfg.teach_dir).expanduser() if cfg.teach_dir else default_dir()
+            app = create_app(models, examples, work / "uploads", limit, cfg.top, teach_dir,
+                             lambda n, p: load_served(n, p, cfg, calibration),
+                             cfg.teach_iters)  # fmt: skip
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                     timeout_graceful_shutdown=5)  # fmt: skip
             announce(f"serving {', '.join(models)} at {url}  (Ctrl-C stops)")
