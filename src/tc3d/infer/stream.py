@@ -73,6 +73,7 @@ def _next_jobs(
 ) -> tuple[list[Job], list[Gap]]:
     """The clips due now and the gaps to report (waiting for one); both empty once every
     source has ended."""
+
     def timed_out() -> bool:
         return bool(cfg.max_seconds) and time.perf_counter() - start > cfg.max_seconds
 

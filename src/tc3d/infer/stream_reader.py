@@ -64,7 +64,7 @@ class Gap:
 
     source: int
     frame: int  # frames read before the gap
-    seconds: float  # from the loss to the first frame after it (to giving up)
+    seconds: float  # from the last frame before it to the first frame after it (to giving up)
     error: str | None = None
 
 
@@ -114,6 +114,8 @@ class Reader:
     phase: int = 0  # shifts the decision frames (paced and live sources only)
     _frame: int = 0  # frames read so far, over loops and reconnections
     _start: float = 0.0
+    _last: float = 0.0  # perf_counter of the newest frame
+    _lost_at: tuple[float, str] | None = None  # when and why a live source was lost
 
     @property
     def live(self) -> bool:
@@ -127,16 +129,14 @@ class Reader:
         """Read the source to its end (or ``stop``); errors end up in the state."""
         writer: _Overlay | None = None
         try:
-            lost = None  # (when, why) the network source was lost
             while not self.stop.is_set():
                 try:
                     with opened(self.source, thread_type="AUTO") as video:
-                        writer = self._connected(video, writer, lost)
-                        lost = None
+                        writer = writer or self._first_open(video)
                         self._decode(video, writer)
                     return
-                except (_Lost, VideoReadError, av.error.FFmpegError, OSError) as e:
-                    lost = self._lost(lost, e, writer is not None)
+                except (VideoReadError, av.error.FFmpegError, OSError) as e:
+                    self._retry(e, was_open=writer is not None)
         except VideoReadError as e:
             self.state.error = e.reason
         except (av.error.FFmpegError, OSError) as e:
@@ -148,30 +148,28 @@ class Reader:
                 self.state.done = True
                 self.slots.cond.notify_all()
 
-    def _connected(self, video: OpenVideo, writer, lost) -> _Overlay:
-        """First open: the frame rate, the overlay, the clock. A reopening: the gap."""
-        if lost is not None:
-            self._report(Gap(self.index, self._frame, time.perf_counter() - lost[0]))
-            return writer
+    def _first_open(self, video: OpenVideo) -> _Overlay:
+        """The frame rate, the clock and the overlay, from the first connection."""
         self.state.fps = video.fps
         self._start = time.perf_counter()
         if self.out:
             self.state.out = self.out
             return _Overlay.of(video, self.out)
-        return writer if writer is not None else _NoOverlay()
+        return _NoOverlay()
 
-    def _lost(self, lost, error: Exception, was_open: bool) -> tuple[float, str]:
+    def _retry(self, error: Exception, was_open: bool) -> None:
         """Wait before the next attempt; re-raise when the source cannot come back."""
         if not (was_open and self.live and self.cfg.reconnect > 0):
             raise error
         now = time.perf_counter()
-        since, why = lost or (now, getattr(error, "reason", None) or str(error))
+        if self._lost_at is None:
+            self._lost_at = (now, getattr(error, "reason", None) or str(error))
+        since, why = self._lost_at
         if now - since > self.cfg.reconnect:
             reason = f"lost ({why}) and not back within {self.cfg.reconnect:g} s"
-            self._report(Gap(self.index, self._frame, now - since, reason))
+            self._report(Gap(self.index, self._frame, now - self._last, reason))
             raise VideoReadError(str(self.source), reason)
         self.stop.wait(RETRY_SECONDS)
-        return since, why
 
     def _report(self, gap: Gap) -> None:
         with self.slots.cond:
@@ -207,8 +205,12 @@ class Reader:
         for frame in self._frames(video):
             if self.stop.is_set():
                 break
+            if self._lost_at is not None:  # the first frame after a gap
+                self._report(Gap(self.index, self._frame, time.perf_counter() - self._last))
+                self._lost_at = None
             i = self._frame
             self._frame += 1
+            self._last = time.perf_counter()
             release = self._start + i / state.fps
             if self.paced and self._late(release, i):
                 continue
