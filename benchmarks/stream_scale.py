@@ -15,13 +15,15 @@ dropped. Hold the machine's CPU lock while it runs.
 
     python benchmarks/stream_scale.py OUT [--runs 1.0:8,4,2,1 motion:8,12,16] [--seconds 60]
 
-Appends one JSON line per run to ``OUT/scale.jsonl`` and prints it.
+Appends one JSON line per run to ``OUT/scale.jsonl`` and prints it; ``--plot`` draws
+``OUT/stream_scale.png`` from that file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -87,6 +89,7 @@ def run(model: str, videos: list[Path], n: int, args) -> dict:
     cmd = [sys.executable, "-m", "tc3d", "stream", *sources, "--model", model,
            "--precision", args.precision, "--stride", "8", "--realtime", "--loop",
            "--max-seconds", str(args.seconds), "--json"]  # fmt: skip
+    load = os.getloadavg()[0]  # other work on the machine shows here
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     s = json.loads(out.strip().splitlines()[-1])["summary"]
     due = sum(src["frames"] // 8 for src in s["sources"])  # decisions a stream asks for
@@ -103,7 +106,41 @@ def run(model: str, videos: list[Path], n: int, args) -> dict:
         "dropped_frames": s["dropped_frames"],
         "frames": s["frames"],
         "meets_bar": s["latency_ms_p95"] <= 200 and s["dropped_frames"] == 0,
+        "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],  # before, after
     }
+
+
+def plot(out: Path) -> Path:
+    """p95 latency against the number of streams, one line per model (the last run of each
+    point), with the drops marked: ``OUT/stream_scale.png``."""
+    from tc3d.figures import save_figure
+
+    runs: dict[tuple[str, int], dict] = {}
+    for line in (out / "scale.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        runs[r["width"], r["streams"]] = r
+
+    def draw(fig, ax) -> None:
+        for width in sorted({w for w, _ in runs}, key=lambda w: (not w[0].isdigit(), w)):
+            points = sorted((n, r) for (w, n), r in runs.items() if w == width)
+            label = f"width {width}" if width[0].isdigit() else f"{width} (width 0.25)"
+            xs, ys = [n for n, _ in points], [r["latency_ms_p95"] for _, r in points]
+            ax.plot(xs, ys, "o-", label=f"{label}, int8")
+            for n, r in points:
+                if r["dropped_frames"]:
+                    share = 100 * (1 - r["decisions"] / max(1, r["decisions_due"]))
+                    ax.annotate(f"{share:.0f}% skipped", (n, r["latency_ms_p95"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -10))  # fmt: skip
+        ax.axhline(200, color="r", ls="--", lw=1, label="200 ms")
+        ax.set_xscale("log", base=2)
+        ns = sorted({n for _, n in runs})
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_yscale("log")
+        ax.set_xlabel("25-fps streams, a decision every 8 frames")
+        ax.set_ylabel("p95 decision latency (ms)")
+        ax.legend(fontsize=8)
+
+    return save_figure(out / "stream_scale.png", draw, (7, 3.5))
 
 
 def main() -> None:
@@ -117,8 +154,12 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--precision", default="int8")
+    p.add_argument("--plot", action="store_true", help="only plot OUT/scale.jsonl")
     args = p.parse_args()
     out = Path(args.out)
+    if args.plot:
+        print(plot(out))
+        return
     (out / "videos").mkdir(parents=True, exist_ok=True)
     videos = [
         retime(CLIPS / name, out / "videos" / f"{Path(name).stem}_25fps.avi") for name in NAMES

@@ -57,7 +57,8 @@ def test_loop_starts_a_file_again_with_frame_numbers_counting_on(checkpoint, tmp
     assert frames[:6] == [7, 11, 15, 19, 23, 27]  # on through the end of the 20-frame file
     assert frames == list(range(7, frames[-1] + 1, 4))  # no decision skipped
     source = summary["sources"][0]
-    assert source["loops"] >= 2 and summary["frames"] > 40 and summary["dropped_frames"] == 0
+    assert source["loops"] >= 1 and summary["frames"] > 28, source  # past the end, again
+    assert summary["dropped_frames"] == 0  # a file read as fast as possible waits for the model
 
 
 def test_a_lost_feed_is_reconnected_and_the_gap_reported(checkpoint, capsys):
