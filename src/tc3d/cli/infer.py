@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from tc3d.cli._common import (
     common,
@@ -71,7 +72,7 @@ def cmd_stream(args) -> dict:
     for s in files:
         existing(s, "source")
     model = load(args)
-    emit = (lambda d: print(json.dumps(d), flush=True)) if args.json else None
+    emit = (lambda d: print(json.dumps(d), flush=True)) if args.json else _say_reconnects
     summary = run_stream(
         model.engine(files),
         model.loaded,
@@ -86,7 +87,17 @@ def cmd_stream(args) -> dict:
         f"p95 {s['latency_ms_p95']:.0f} ms, {s['dropped_frames']} dropped frames",
         highlight=False,
     )
-    return summary, 1 if any("error" in src for src in s["sources"]) else 0
+    failed = [src for src in s["sources"] if "error" in src]
+    for src in failed:
+        sys.stderr.write(f"tc3d: error: {src['source']}: {src['error']}\n")
+    return summary, 1 if failed else 0
+
+
+def _say_reconnects(line: dict) -> None:
+    """Without --json, only a live source's gaps are worth a line (on stderr)."""
+    if r := line.get("reconnect"):
+        what = r.get("error") or f"back after a gap of {r['gap_s']:.1f} s"
+        console().print(f"{r['source']}: {what}", highlight=False)
 
 
 def cmd_export(args) -> dict:
@@ -149,6 +160,14 @@ def add_stream(sub) -> None:
     p.add_argument("--out", default=None, help="write the (first) source with labels overlaid")
     p.add_argument("--smoothing", type=float, default=0.5, help="EMA factor of the smoothed label")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--loop", action="store_true", help="start files again when they end")
+    p.add_argument(
+        "--reconnect",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="reopen a lost URL or camera for this long before failing (0: never; default 30)",
+    )
     p.set_defaults(func=cmd_stream)
 
 
