@@ -64,7 +64,7 @@ def camera_scene(camera: int) -> dict:
     while x < W:  # buildings with window grids
         w = int(rng.integers(25, 60))
         top = int(rng.integers(5, 50))
-        bg[top:WALK[0], x : x + w] = rng.uniform(60, 200, 3)
+        bg[top : WALK[0], x : x + w] = rng.uniform(60, 200, 3)
         for wy in range(top + 4, WALK[0] - 8, 9):
             for wx in range(x + 3, min(W, x + w) - 4, 8):
                 bg[wy : wy + 5, wx : wx + 4] = rng.uniform(20, 240, 3) if rng.random() < 0.7 else 0
@@ -76,7 +76,9 @@ def camera_scene(camera: int) -> dict:
     bg += rng.normal(0, 6, (H, W, 1))  # grain of the scene itself
     trees = [(float(rng.uniform(10, W - 10)), float(rng.uniform(40, 80)), float(rng.uniform(9, 16)))
              for _ in range(int(rng.integers(1, 4)))]  # fmt: skip
-    lamp = (int(rng.integers(10, W - 10)), int(rng.integers(20, 70))) if rng.random() < 0.75 else None
+    lamp = None
+    if rng.random() < 0.75:
+        lamp = (int(rng.integers(10, W - 10)), int(rng.integers(20, 70)))
     return {"bg": np.clip(bg, 0, 255), "trees": trees, "lamp": lamp}
 
 
@@ -127,8 +129,10 @@ def draw_car(frame, a: Agent) -> None:
     length, height = a.size * 2.2, a.size
     x0, y1 = a.x - length / 2, a.y
     box(frame, x0, y1 - height * 0.6, x0 + length, y1, a.colour)
-    box(frame, x0 + length * 0.2, y1 - height, x0 + length * 0.8, y1 - height * 0.55, a.colour * 0.8)
-    box(frame, x0 + length * 0.27, y1 - height * 0.92, x0 + length * 0.73, y1 - height * 0.62, (150, 190, 210))
+    roof, glass = a.colour * 0.8, (150, 190, 210)
+    box(frame, x0 + length * 0.2, y1 - height, x0 + length * 0.8, y1 - height * 0.55, roof)
+    x, y = x0 + length * 0.27, y1 - height * 0.92
+    box(frame, x, y, x0 + length * 0.73, y1 - height * 0.62, glass)
     for wx in (x0 + length * 0.2, x0 + length * 0.8):
         disc(frame, wx, y1, height * 0.2, (20, 20, 20))
     front = x0 + length if a.vx > 0 else x0
@@ -258,12 +262,13 @@ class Street:
 
     def step(self, t: int) -> None:
         r = self.rng
-        for when, a in [s for s in self.spawns if s[0] == t]:
+        for _, a in [s for s in self.spawns if s[0] == t]:
             self.agents.append(a)
         for lane, d in ((ROAD[0] + 12, 1), (ROAD[1] - 3, -1)):
             if r.random() < self.car_rate:
+                colour = r.uniform(20, 240, 3).astype(np.float32)
                 self.agents.append(Agent("car", -30.0 if d > 0 else W + 30.0, float(lane),
-                                         d * r.uniform(1.5, 4.5), r.uniform(20, 240, 3).astype(np.float32),
+                                         d * r.uniform(1.5, 4.5), colour,
                                          float(r.uniform(9, 13)), 0.0))  # fmt: skip
         if r.random() < self.walker_rate:
             self.agents.append(self._walker())
