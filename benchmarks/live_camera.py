@@ -9,7 +9,7 @@ the arrival of the clip's last frame to the decision), the page's round trip (fr
 frame to showing its decision), frames dropped. Every ``--every`` seconds it samples the
 server's resident memory (``/proc/PID/status``), so that memory can be seen to stay flat.
 
-    flock /work/tools/cpu.lock python benchmarks/live_camera.py --minutes 10 --out live.json
+    python benchmarks/live_camera.py --minutes 10 --out live.json
 """
 
 from __future__ import annotations

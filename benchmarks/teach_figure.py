@@ -10,7 +10,7 @@ whole clips are labelled with ``Model.predict``. Beside it: the same recipe with
 (same width, crop, frozen stages, steps), and a non-learned baseline: the nearest teaching
 subclip by colour histogram (8x8x8 RGB bins over every frame). Anecdotal: six test clips.
 
-    flock /work/tools/cpu.lock python benchmarks/teach_figure.py --out /tmp/teach-fig [--folds 0,1]
+    python benchmarks/teach_figure.py --out /tmp/teach-fig [--folds 0,1]
 """
 
 from __future__ import annotations
