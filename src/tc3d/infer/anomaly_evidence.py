@@ -36,21 +36,27 @@ from tc3d.video.decode import OpenVideo, opened
 
 GRID = (12, 16)  # cells (rows, columns) over the frame
 WORK_SIZE = (60, 80)  # grey frames are pooled to this size first (acts as a blur)
-WINDOWS = (25, 50, 75)  # persistence windows, frames (1, 2 and 3 s at 25 fps)
-BACKGROUND_RATES = (0.01, 0.002)  # two backgrounds: time constants of ~4 s and ~20 s at 25 fps
+WINDOWS = (1.0, 2.0, 3.0)  # persistence windows, seconds
+BACKGROUNDS = (4.0, 20.0)  # how fast the two backgrounds adapt: time constants, seconds
+BUSY_WEIGHT = 0.5  # how much a cell's raw busyness adds to its spread
 FLOOR = 2.0  # added to a cell's spread: a cell that never moves is not made hypersensitive
-SMOOTH = 15  # frames: the frame score's moving average
+SMOOTH = 0.6  # seconds: the frame score's moving average
 CHUNK = 256  # frames decoded at once
 
 
 @dataclass
 class Evidence:
     """Per frame and cell ``(N, rows, cols)``, float32: ``motion`` (to the previous frame),
-    ``change`` (to a background adapting in ~4 s) and ``still`` (to one adapting in ~20 s)."""
+    ``change`` (to a background adapting in ~4 s) and ``still`` (to one adapting in ~20 s);
+    ``fps`` turns the windows, given in seconds, into frames."""
 
     motion: np.ndarray
     change: np.ndarray
     still: np.ndarray
+    fps: float = 25.0
+
+    def frames(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fps))
 
     def __len__(self) -> int:
         return len(self.motion)
@@ -69,44 +75,53 @@ def read_evidence(video: str | Path | OpenVideo) -> Evidence:
     signals: tuple[list, list, list] = ([], [], [])
     prev = backgrounds = None
     with opened(video) as v:
-        n = v.info.num_frames
+        n, fps = v.info.num_frames, v.info.fps or 25.0
+        rates = [1.0 / (seconds * fps) for seconds in BACKGROUNDS]
         for first in range(0, max(n, 1), CHUNK):
             grey = _grey(v.read(range(first, min(n, first + CHUNK)), short_side=120))
             if prev is None:  # the median of the first frames: no passer-by left as a ghost
                 prev = grey[0]
-                backgrounds = [grey.median(0).values for _ in BACKGROUND_RATES]
+                backgrounds = [grey.median(0).values for _ in BACKGROUNDS]
             for g in grey:
                 signals[0].append((g - prev).abs())
-                slow = zip(BACKGROUND_RATES, backgrounds, signals[1:], strict=True)
+                slow = zip(rates, backgrounds, signals[1:], strict=True)
                 for rate, background, out in slow:
                     out.append((g - background).abs())
                     background += rate * (g - background)
                 prev = g
     pool = lambda xs: F.adaptive_avg_pool2d(torch.stack(xs), GRID)[:, 0].numpy()  # noqa: E731
-    return Evidence(*map(pool, signals))
+    return Evidence(*map(pool, signals), fps=fps)
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import uniform_filter1d
+
+    return uniform_filter1d(x, 3, axis=0)
 
 
 def _persist(x: np.ndarray, window: int) -> np.ndarray:
-    """What lasts ``window`` frames: a running minimum then maximum over the window (an opening,
-    after a 3-frame mean), so a brief blip vanishes and a lasting change keeps its full span."""
-    from scipy.ndimage import grey_opening, uniform_filter1d
+    """What lasts ``window`` frames of a smoothed signal: a running minimum then maximum (an
+    opening), so a brief blip vanishes and a lasting change keeps its full span."""
+    from scipy.ndimage import grey_opening
 
-    return grey_opening(uniform_filter1d(x, 3, axis=0), size=(window, 1, 1), mode="nearest")
-
-
-def _self_normalise(x: np.ndarray) -> np.ndarray:
-    median = np.median(x, 0, keepdims=True)
-    spread = np.median(np.abs(x - median), 0, keepdims=True)
-    return (x - median) / (spread + FLOOR)
+    return grey_opening(x, size=(window, 1, 1), mode="nearest")
 
 
-def cell_features(evidence: Evidence, windows: Sequence[int] = WINDOWS) -> np.ndarray:
+def _self_normalise(lasting: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """A cell's lasting signal against its own normal: minus its median over the video, over
+    its spread. The spread adds how far the cell's busiest tenth lies above its median in the
+    raw signal, so a cell that traffic crosses often (a road) needs more than a car lingering
+    to stand out, while a quiet cell (a pavement corner) stays sensitive."""
+    median = np.median(lasting, 0, keepdims=True)
+    spread = np.median(np.abs(lasting - median), 0, keepdims=True)
+    busy = np.quantile(raw, 0.9, axis=0, keepdims=True) - np.median(raw, 0, keepdims=True)
+    return (lasting - median) / (spread + BUSY_WEIGHT * busy + FLOOR)
+
+
+def cell_features(evidence: Evidence, windows: Sequence[float] = WINDOWS) -> np.ndarray:
     """``(N, cells, F)`` features: persistent motion and change per window, self-normalised."""
-    feats = [
-        _self_normalise(_persist(signal, w))
-        for w in windows
-        for signal in (evidence.motion, evidence.change, evidence.still)
-    ]
+    smoothed = [_smooth(x) for x in (evidence.motion, evidence.change, evidence.still)]
+    feats = [_self_normalise(_persist(x, evidence.frames(w)), x) for w in windows for x in smoothed]
     n = len(evidence)
     return np.stack(feats, -1).reshape(n, -1, len(feats)).astype(np.float32)
 
@@ -119,7 +134,7 @@ class LocalScorer:
     bias: float
     mean: list[float]  # feature standardisation (of the training frames)
     std: list[float]
-    windows: list[int] = field(default_factory=lambda: list(WINDOWS))
+    windows: list[float] = field(default_factory=lambda: list(WINDOWS))  # seconds
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,11 +150,12 @@ class LocalScorer:
 
     def frame_scores(self, evidence: Evidence) -> np.ndarray:
         """One score in [0, 1] per frame."""
-        return self.scores(cell_features(evidence, self.windows))
+        return self.scores(cell_features(evidence, self.windows), evidence.fps)
 
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        """One score in [0, 1] per frame, from :func:`cell_features`."""
+    def scores(self, features: np.ndarray, fps: float) -> np.ndarray:
+        """One score in [0, 1] per frame, from :func:`cell_features` of a video at ``fps``."""
         from scipy.ndimage import uniform_filter1d
 
         logits = self.logits(features).numpy()
-        return 1.0 / (1.0 + np.exp(-uniform_filter1d(logits, SMOOTH, mode="nearest")))
+        smooth = max(1, round(SMOOTH * fps))
+        return 1.0 / (1.0 + np.exp(-uniform_filter1d(logits, smooth, mode="nearest")))

@@ -79,11 +79,13 @@ def fit_local_scorer(
 
 
 def _read_all(items, progress: Progress | None, what: str) -> tuple[list, list, dict[str, str]]:
-    """Cell features and labels of each readable video; unreadable ones with their reason."""
+    """(cell features, frame rate) and label of each readable video; unreadable ones with
+    their reason."""
     features, labels, skipped = [], [], {}
     for i, item in enumerate(items):
         try:
-            features.append(cell_features(read_evidence(item.path)))
+            evidence = read_evidence(item.path)
+            features.append((cell_features(evidence), evidence.fps))
             labels.append(item.label == 1)
         except VideoReadError as e:
             skipped[str(item.path)] = e.reason
@@ -97,7 +99,7 @@ def video_accuracy(scorer: LocalScorer, features: list, labels: list) -> float |
     if not features:
         return None
     pairs = zip(features, labels, strict=True)
-    hits = [(scorer.scores(f).max() > 0.5) == bool(y) for f, y in pairs]
+    hits = [(scorer.scores(f, fps).max() > 0.5) == bool(y) for (f, fps), y in pairs]
     return 100.0 * float(np.mean(hits))
 
 
@@ -115,7 +117,7 @@ def train_ranking(cfg, split, model, spec, progress: Progress | None = None) -> 
     features, labels, skipped = _read_all(split.train, progress, "training videos")
     log.info("read %d training videos in %.1f s", len(features), time.perf_counter() - start)
     try:
-        scorer, losses = fit_local_scorer(features, labels, cfg.iters, cfg.seed)
+        scorer, losses = fit_local_scorer([f for f, _ in features], labels, cfg.iters, cfg.seed)
     except ValueError as e:
         from tc3d.training.config import TrainError
 
