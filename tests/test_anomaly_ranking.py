@@ -92,6 +92,14 @@ def test_ranking_learns_from_video_labels_on_real_video(tmp_path, capsys):
     normal = frame_scores(model, root / test[1][0])
     assert normal.max() < scores.max()
 
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    videos = [str(root / test[0][0]), str(root / test[1][0]), str(broken)]
+    assert main(["predict", *videos, "--model", str(out / "best.pt"), "--json"]) == 1
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert results[0]["labels"][0] == {"label": "Anomaly", "prob": pytest.approx(scores.max())}
+    assert results[1]["labels"][0]["label"] == "Normal" and "error" in results[2]
+
     assert main(["anomaly", "test", "--model", str(out / "best.pt"), "--data", str(root),
                  "--json"]) == 0  # fmt: skip
     tested = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -14,6 +14,7 @@ job over thousands of files should not stop at the first broken one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,13 +23,14 @@ import numpy as np
 import torch
 
 from tc3d.device import PRECISIONS, prepare_model, resolve_device
+from tc3d.infer.anomaly_evidence import LocalScorer, read_evidence
 from tc3d.infer.calibration import make_engine
 from tc3d.infer.engine import Engine, VideoResult
 from tc3d.infer.evaluate import check_classes, evaluate, prediction, score_videos
 from tc3d.infer.features import Features, extract_features
 from tc3d.modelfile.checkpoint import LoadedModel, load_model_file
 from tc3d.progress import Progress
-from tc3d.video.decode import OpenVideo
+from tc3d.video.decode import OpenVideo, VideoReadError
 from tc3d.video.sampling import SamplingConfig
 
 
@@ -71,8 +73,31 @@ class Model:
         ``tag`` (local or on Ray) format."""
         # An open video (the page's upload) is read where it is, not opened again by its name.
         sources = [v if isinstance(v, OpenVideo) else str(v) for v in videos]
+        if self.loaded.anomaly_scorer is not None:
+            total = len(sources)
+            return [self._anomaly_result(i, v, progress, total) for i, v in enumerate(sources)]
         engine = self.engine([str(v) for v in videos])
         return score_videos(engine, sources, self.clip, None, self.batch_size, 1, progress)
+
+    def _anomaly_result(
+        self, index: int, video: str | OpenVideo, progress: Progress | None, total: int
+    ) -> VideoResult:
+        """A ranking anomaly model's verdict on a whole video: its top frame score is the
+        probability of ``Anomaly`` (what ``tc3d anomaly test`` ranks videos by)."""
+        start = time.perf_counter()
+        try:
+            evidence = read_evidence(video)
+        except VideoReadError as e:
+            result = VideoResult(index, str(video), error=e.reason)
+        else:
+            scorer = LocalScorer.from_dict(self.loaded.anomaly_scorer)
+            top = float(scorer.frame_scores(evidence).max())
+            probs = [1.0 - top, top] if self.classes.index("Anomaly") else [top, 1.0 - top]
+            seconds = time.perf_counter() - start
+            result = VideoResult(index, str(video), np.array(probs), len(evidence), 0, seconds)
+        if progress is not None:
+            progress(index + 1, total)
+        return result
 
     def predict(
         self, videos: Sequence[str | Path], top: int = 5, progress: Progress | None = None
