@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from tc3d.infer.anomaly_evidence import LocalScorer, cell_features, read_evidence
+from tc3d.modelfile.checkpoint import save_model
 from tc3d.progress import Progress
+from tc3d.training.config import TrainError
+from tc3d.training.rundir import RunDir
 from tc3d.video.decode import VideoReadError
 
 log = logging.getLogger(__name__)
@@ -107,20 +110,15 @@ def train_ranking(cfg, split, model, spec, progress: Progress | None = None) -> 
     """``tc3d anomaly train --objective ranking``: read the training videos once, fit the scorer,
     validate on the test split (video accuracy at 0.5), and write the run folder: ``last.pt``
     and ``best.pt`` hold the ``--init`` model and the scorer, ``log.jsonl`` the losses."""
-    from tc3d.modelfile.checkpoint import save_model
-    from tc3d.training.rundir import RunDir
-
     start = time.perf_counter()
     run = RunDir(Path(cfg.out).resolve())
-    run.start(model, torch.optim.SGD(model.parameters(), lr=0.0), resume=False)
+    run.fresh()
     run.write_config(asdict(cfg))
     features, labels, skipped = _read_all(split.train, progress, "training videos")
     log.info("read %d training videos in %.1f s", len(features), time.perf_counter() - start)
     try:
         scorer, losses = fit_local_scorer([f for f, _ in features], labels, cfg.iters, cfg.seed)
     except ValueError as e:
-        from tc3d.training.config import TrainError
-
         raise TrainError(f"{cfg.data}: {e}") from None
     for i in range(10, len(losses) + 1, 10):
         run.log({"iter": i, "loss": round(losses[i - 1], 5)})

@@ -93,6 +93,10 @@ class RunDir:
             return RunState(ckpt["iteration"], ckpt["best_top1"], skipped, resumed=True)
         if resume:
             log.warning("--resume: no %s yet, starting from scratch", self.last)
+        return self.fresh()
+
+    def fresh(self) -> RunState:
+        """A new run: the folder made, any old log removed."""
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             self.log_path.unlink(missing_ok=True)
