@@ -249,12 +249,14 @@ def test_teach_in_chromium_survives_a_closed_tab(live_setup, tmp_path):
     """Two classes from dropped files (and one clip recorded from the fake camera), Train, the
     tab closed mid-training, a new tab: the run finished, the live view uses the new model, and
     its .tc3d passes tc3d inspect and predicts the taught labels."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, clips = live_setup["server"].url, _teach_clips(tmp_path)
     driver = fake_camera_chromium(live_setup["y4m"], tmp_path / "profile")
-    wait = WebDriverWait(driver, 300)
+    # the class list is redrawn as clips arrive: an element read mid-redraw is retried
+    wait = WebDriverWait(driver, 300, ignored_exceptions=(StaleElementReferenceException,))
     classes = lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "#teach-classes li")]  # noqa: E731
     try:
         driver.get(url)
