@@ -12,7 +12,7 @@ from conftest import write_video
 import tc3d
 from tc3d.apps.anomaly import frame_scores
 from tc3d.cli import main
-from tc3d.infer.anomaly_evidence import Evidence, cell_features, read_evidence
+from tc3d.infer.anomaly_evidence import Evidence, LocalScorer, cell_features, read_evidence
 from tc3d.training.ranking import fit_local_scorer
 
 H, W, FPS = 96, 128, 25
@@ -48,11 +48,50 @@ def test_lasting_change_stands_out_and_blips_and_flicker_do_not():
     motion[:, 0, 0] += 20 * (np.arange(n) % 2)  # flicker, all video long
     motion[100:106, 0, 1] += 30  # a car crossing: six frames
     motion[150:250, 1, 1] += 30  # something that stays busy in one place for four seconds
-    feats = cell_features(Evidence(motion, change, change.copy()))  # (N, 4 cells, 9)
+    feats = cell_features(Evidence(motion, change, change.copy()), ring=0)  # (N, 4 cells, 9)
     motion_2s = feats[..., 3]  # features: (motion, change, still) for 1, 2 and 3 s
     peak = motion_2s.max(0)  # per cell
     assert peak[3] > 5 and peak[0] < 1 and peak[1] < 1  # cells (1,1), (0,0) and (0,1)
     assert motion_2s[200, 3] > 5 and motion_2s[50, 3] < 1 and motion_2s[600, 3] < 1
+
+
+def test_a_passer_by_cut_by_the_start_of_the_video_must_last_the_whole_window():
+    motion = np.zeros((500, 1, 1), np.float32)
+    motion[:40, 0, 0] = 30  # in view for the first 1.6 s, gone before the 2-s window ends
+    motion[200:260, 0, 0] = 30  # 2.4 s in the middle of the video: lasts
+    motion_2s = cell_features(Evidence(motion, motion, motion), ring=0)[:, 0, 3]
+    assert motion_2s[:40].max() == 0 and motion_2s[220:240].min() > 1
+
+
+def test_contrast_keeps_one_place_and_drops_a_crowd_along_the_row():
+    n, rows, cols = 600, 3, 32
+    motion = np.zeros((n, rows, cols), np.float32)
+    motion[200:300, 0, 3:29] = 30  # a crowd fills most of row 0 for 4 s
+    motion[200:300, 2, 16] = 30  # something in one place in row 2, as long
+    feats = cell_features(Evidence(motion, motion, motion))  # 9 features, each with its contrast
+    assert feats.shape == (n, rows * cols, 18)
+    lasting, contrast = feats[250, :, 6], feats[250, :, 7]  # motion over 2 s, and its contrast
+    crowd, incident = 16, 2 * cols + 16  # cell (0, 16) and cell (2, 16)
+    assert lasting[crowd] == pytest.approx(lasting[incident]) and lasting[incident] > 1
+    assert contrast[incident] == pytest.approx(lasting[incident]) and contrast[crowd] < 0.1
+
+
+def test_a_scorer_stored_before_the_grid_was_kept_reads_as_it_was_trained():
+    stored = {"weights": [0.1] * 9, "bias": -2.0, "mean": [0.0] * 9, "std": [1.0] * 9}
+    old = LocalScorer.from_dict(stored)
+    assert (old.grid, old.ring) == ([12, 16], 0)
+    evidence = Evidence(*np.random.default_rng(0).uniform(0, 5, (3, 100, 12, 16)).astype("f4"))
+    assert old.frame_scores(evidence).shape == (100,)
+    assert LocalScorer.from_dict(old.to_dict()) == old
+
+
+def test_scoring_map_by_map_equals_scoring_the_stacked_features():
+    evidence = Evidence(*np.random.default_rng(1).uniform(0, 9, (3, 300, 24, 32)).astype("f4"))
+    rng = np.random.default_rng(2)
+    weights, mean, std = rng.normal(0, 1, 18), rng.normal(0, 1, 18), rng.uniform(0.5, 2, 18)
+    scorer = LocalScorer(weights.tolist(), -1.0, mean.tolist(), std.tolist())
+    stacked = scorer.scores(cell_features(evidence), evidence.fps)
+    assert np.allclose(scorer.frame_scores(evidence), stacked, atol=1e-5)
 
 
 def test_ranking_learns_from_video_labels_on_real_video(tmp_path, capsys):

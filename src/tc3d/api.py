@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tc3d.device import PRECISIONS, prepare_model, resolve_device
-from tc3d.infer.anomaly_evidence import LocalScorer, read_evidence
+from tc3d.infer.anomaly_evidence import LocalScorer
 from tc3d.infer.calibration import make_engine
 from tc3d.infer.engine import Engine, VideoResult
 from tc3d.infer.evaluate import check_classes, evaluate, prediction, score_videos
@@ -85,12 +85,12 @@ class Model:
         """A ranking anomaly model's verdict on a whole video: its top frame score is the
         probability of ``Anomaly`` (what ``tc3d anomaly test`` ranks videos by)."""
         start = time.perf_counter()
+        scorer = LocalScorer.from_dict(self.loaded.anomaly_scorer)
         try:
-            evidence = read_evidence(video)
+            evidence = scorer.read(video)
         except VideoReadError as e:
             result = VideoResult(index, str(video), error=e.reason)
         else:
-            scorer = LocalScorer.from_dict(self.loaded.anomaly_scorer)
             top = float(scorer.frame_scores(evidence).max())
             probs = [1.0 - top, top] if self.classes.index("Anomaly") else [top, 1.0 - top]
             seconds = time.perf_counter() - start

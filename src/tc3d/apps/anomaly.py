@@ -33,7 +33,7 @@ from tc3d.datasets.annotations import (
 from tc3d.datasets.formats import DatasetFormatError, is_normal_folder, load_dataset
 from tc3d.errors import TC3DError
 from tc3d.figures import save_figure
-from tc3d.infer.anomaly_evidence import LocalScorer, read_evidence
+from tc3d.infer.anomaly_evidence import LocalScorer
 from tc3d.infer.engine import Engine
 from tc3d.infer.evaluate import score_items
 from tc3d.modelfile.checkpoint import LoadedModel
@@ -105,7 +105,7 @@ def frame_scores(
     """
     if model.loaded.anomaly_scorer is not None:
         scorer = LocalScorer.from_dict(model.loaded.anomaly_scorer)
-        return scorer.frame_scores(read_evidence(video))
+        return scorer.frame_scores(scorer.read(video))
     loaded, engine = model.loaded, model.engine([str(video)])
     span = loaded.clip.sampling.span
     stride = stride or max(1, span // 2)

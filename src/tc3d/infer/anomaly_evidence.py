@@ -4,14 +4,17 @@ Surveillance video is full of motion that is normal: traffic and walkers cross t
 sway and lamps flicker all day, light drifts. What sets a fight, a fire, an abandoned bag or a
 person on the ground apart is that something changes *in one place* and *stays* changed for
 seconds, in a place where that is unusual *for this camera*. This module measures exactly that,
-per cell of a 12 x 16 grid over the frame:
+per cell of a 24 x 32 grid over the frame:
 
 * ``motion``: the frame-to-frame difference, and ``change``: the difference to a slowly adapting
   background, both on gain-normalised grey frames (so exposure steps and drift cancel);
 * persistence: the minimum over a window of 1, 2 and 3 seconds, so a car or a walker crossing a
   cell (a fraction of a second) leaves nothing while something that stays does;
 * self-normalisation: each cell's persistent signal minus its median over the whole video, over
-  its spread, so a tree that sways or a lamp that flickers all video long scores as normal.
+  its spread, so a tree that sways or a lamp that flickers all video long scores as normal;
+* contrast to the cells around it: what a cell shows beyond the typical cell a few cells to its
+  left and right at the same moment, so a crowd that fills a stretch of pavement for seconds
+  (lasting change along the path people walk) scores lower than something in one place.
 
 A :class:`LocalScorer` weighs those cell features with weights learned from video-level labels
 only (:mod:`tc3d.training.ranking`). A frame's score is its highest cell's, as a probability.
@@ -24,7 +27,7 @@ weights (the ``--init`` model) beside the scorer, for the commands that classify
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +37,8 @@ import torch.nn.functional as F
 
 from tc3d.video.decode import OpenVideo, opened
 
-GRID = (12, 16)  # cells (rows, columns) over the frame
+GRID = (24, 32)  # cells (rows, columns) over the frame: a bag is a few cells, not a tenth of one
+RING = 4  # contrast: a cell against the cells RING and RING + 1 columns away (1/8 of the width)
 WORK_SIZE = (60, 80)  # grey frames are pooled to this size first (acts as a blur)
 WINDOWS = (1.0, 2.0, 3.0)  # persistence windows, seconds
 BACKGROUNDS = (4.0, 20.0)  # how fast the two backgrounds adapt: time constants, seconds
@@ -70,8 +74,8 @@ def _grey(frames: np.ndarray) -> torch.Tensor:
     return g / g.mean((1, 2, 3), keepdim=True).clamp_min(1.0) * 128.0
 
 
-def read_evidence(video: str | Path | OpenVideo) -> Evidence:
-    """Decode every frame once (small) and measure motion and change per cell."""
+def read_evidence(video: str | Path | OpenVideo, grid: Sequence[int] = GRID) -> Evidence:
+    """Decode every frame once (small) and measure motion and change per cell of ``grid``."""
     signals: tuple[list, list, list] = ([], [], [])
     prev = backgrounds = None
     with opened(video) as v:
@@ -89,7 +93,7 @@ def read_evidence(video: str | Path | OpenVideo) -> Evidence:
                     out.append((g - background).abs())
                     background += rate * (g - background)
                 prev = g
-    pool = lambda xs: F.adaptive_avg_pool2d(torch.stack(xs), GRID)[:, 0].numpy()  # noqa: E731
+    pool = lambda xs: F.adaptive_avg_pool2d(torch.stack(xs), tuple(grid))[:, 0].numpy()  # noqa: E731
     return Evidence(*map(pool, signals), fps=fps)
 
 
@@ -101,10 +105,14 @@ def _smooth(x: np.ndarray) -> np.ndarray:
 
 def _persist(x: np.ndarray, window: int) -> np.ndarray:
     """What lasts ``window`` frames of a smoothed signal: a running minimum then maximum (an
-    opening), so a brief blip vanishes and a lasting change keeps its full span."""
-    from scipy.ndimage import grey_opening
+    opening), so a brief blip vanishes and a lasting change keeps its full span. Before the
+    first frame and after the last the signal counts as absent: a passer-by cut by the start
+    or end of the video must last the whole window too, not half of it."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
-    return grey_opening(x, size=(window, 1, 1), mode="nearest")
+    odd = window | 1  # centred windows, so the opening keeps a lasting change where it was
+    eroded = minimum_filter1d(x, odd, axis=0, mode="constant", cval=0.0)
+    return maximum_filter1d(eroded, odd, axis=0, mode="constant", cval=0.0)
 
 
 def _self_normalise(lasting: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -118,12 +126,47 @@ def _self_normalise(lasting: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return (lasting - median) / (spread + BUSY_WEIGHT * busy + FLOOR)
 
 
-def cell_features(evidence: Evidence, windows: Sequence[float] = WINDOWS) -> np.ndarray:
-    """``(N, cells, F)`` features: persistent motion and change per window, self-normalised."""
+def _contrast(x: np.ndarray, ring: int) -> np.ndarray:
+    """``(N, rows, cols)``: each cell minus the median of the cells ``ring`` and ``ring + 1``
+    columns to either side in its row (at the same frame; never less than zero). People and
+    cars move along a street, so a crowd that lingers lights up a stretch of the row, while an
+    incident is confined to one place."""
+    cols = x.shape[2]
+    padded = np.pad(x, ((0, 0), (0, 0), (ring + 1, ring + 1)), mode="edge")
+    shifts = (-ring - 1, -ring, ring, ring + 1)
+    around = np.stack([padded[:, :, ring + 1 + s : ring + 1 + s + cols] for s in shifts])
+    return x - np.maximum(np.median(around, 0), 0.0)
+
+
+def feature_maps(
+    evidence: Evidence, windows: Sequence[float] = WINDOWS, ring: int = RING
+) -> Iterator[np.ndarray]:
+    """The features one at a time, ``(N, rows, cols)`` each: for each window, persistent motion,
+    change and still change, self-normalised, each followed (``ring`` > 0) by its contrast to
+    the cells around. One at a time, so scoring an hour of video holds one map, not all."""
     smoothed = [_smooth(x) for x in (evidence.motion, evidence.change, evidence.still)]
-    feats = [_self_normalise(_persist(x, evidence.frames(w)), x) for w in windows for x in smoothed]
-    n = len(evidence)
-    return np.stack(feats, -1).reshape(n, -1, len(feats)).astype(np.float32)
+    for seconds in windows:
+        for x in smoothed:
+            lasting = _self_normalise(_persist(x, evidence.frames(seconds)), x)
+            yield lasting
+            if ring > 0:
+                yield _contrast(lasting, ring)
+
+
+def cell_features(
+    evidence: Evidence, windows: Sequence[float] = WINDOWS, ring: int = RING
+) -> np.ndarray:
+    """``(N, cells, F)``: every map of :func:`feature_maps`, stacked (what training fits)."""
+    maps = list(feature_maps(evidence, windows, ring))
+    return np.stack(maps, -1).reshape(len(evidence), -1, len(maps)).astype(np.float32)
+
+
+def _probabilities(logits: np.ndarray, fps: float) -> np.ndarray:
+    """Frame logits, smoothed over SMOOTH seconds, as probabilities."""
+    from scipy.ndimage import uniform_filter1d
+
+    smooth = max(1, round(SMOOTH * fps))
+    return 1.0 / (1.0 + np.exp(-uniform_filter1d(logits, smooth, mode="nearest")))
 
 
 @dataclass
@@ -135,13 +178,21 @@ class LocalScorer:
     mean: list[float]  # feature standardisation (of the training frames)
     std: list[float]
     windows: list[float] = field(default_factory=lambda: list(WINDOWS))  # seconds
+    grid: list[int] = field(default_factory=lambda: list(GRID))
+    ring: int = RING  # 0: no contrast features
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> LocalScorer:
-        return cls(**d)
+        """A scorer stored before ``grid`` and ``ring`` were kept was trained on 12 x 16 cells
+        without contrast features: it is read so."""
+        return cls(**({"grid": [12, 16], "ring": 0} | d))
+
+    def read(self, video: str | Path | OpenVideo) -> Evidence:
+        """The evidence this scorer weighs, from a video."""
+        return read_evidence(video, self.grid)
 
     def logits(self, features: np.ndarray) -> torch.Tensor:
         """``(N, cells, F)`` -> ``(N,)`` frame logits: the highest cell's."""
@@ -149,13 +200,14 @@ class LocalScorer:
         return (x @ torch.tensor(self.weights) + self.bias).amax(1)
 
     def frame_scores(self, evidence: Evidence) -> np.ndarray:
-        """One score in [0, 1] per frame."""
-        return self.scores(cell_features(evidence, self.windows), evidence.fps)
+        """One score in [0, 1] per frame, summing the weighted maps one at a time."""
+        n = len(evidence)
+        total = np.full((n, int(np.prod(evidence.motion.shape[1:]))), self.bias, np.float32)
+        maps = feature_maps(evidence, self.windows, self.ring)
+        for x, w, m, s in zip(maps, self.weights, self.mean, self.std, strict=True):
+            total += (w / s) * (x.reshape(n, -1) - m)
+        return _probabilities(total.max(1), evidence.fps)
 
     def scores(self, features: np.ndarray, fps: float) -> np.ndarray:
         """One score in [0, 1] per frame, from :func:`cell_features` of a video at ``fps``."""
-        from scipy.ndimage import uniform_filter1d
-
-        logits = self.logits(features).numpy()
-        smooth = max(1, round(SMOOTH * fps))
-        return 1.0 / (1.0 + np.exp(-uniform_filter1d(logits, smooth, mode="nearest")))
+        return _probabilities(self.logits(features).numpy(), fps)
