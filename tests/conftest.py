@@ -204,8 +204,10 @@ def random_checkpoint(
     frames: int = 4,
     crop: int = 32,
     seed: int = 0,
+    **extra,
 ) -> Path:
-    """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps)."""
+    """An untrained width-0.25 model saved as a real checkpoint (fast fixture for apps);
+    ``extra``: optional checkpoint keys (an anomaly scorer)."""
     import torch
 
     from tc3d.modelfile.checkpoint import save_model
@@ -216,7 +218,7 @@ def random_checkpoint(
     torch.manual_seed(seed)
     model = TC3D(ModelConfig(num_classes=len(classes), width=0.25, segments=segments, dropout=0))
     spec = ClipSpec(SamplingConfig(segments, frames, "consecutive", 2), crop)
-    save_model(path, model, classes, spec)
+    save_model(path, model, classes, spec, **extra)
     return path
 
 

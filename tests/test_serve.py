@@ -259,16 +259,24 @@ def test_page_in_headless_chromium(setup, tmp_path):
     assert leftover_uploads(setup["tmpdir"]) == []
 
 
-def test_one_upload_is_opened_at_most_twice(tmp_path, monkeypatch):
+@pytest.mark.parametrize("objective", ["classify", "ranking"])
+def test_one_upload_is_opened_at_most_twice(tmp_path, monkeypatch, objective):
     """The page's whole analysis of an upload (labels, timeline, CAM, anomaly curve) opens the
     file with PyAV at most twice, and each part still equals what the library gives for the
-    file on its own."""
+    file on its own; with a ranking anomaly model, the curve is its scorer's."""
     import av
 
     from tc3d.apps.anomaly import frame_scores
+    from tc3d.infer.anomaly_evidence import LocalScorer
     from tc3d.serve.analysis import ServedModel, analyse
 
-    guard = random_checkpoint(tmp_path / "guard.pt", ["Normal", "Anomaly"], frames=4, seed=5)
+    extra = {}
+    if objective == "ranking":
+        rng = np.random.default_rng(0)
+        scorer = LocalScorer(rng.normal(0, 1, 18).tolist(), 0.0, [0.0] * 18, [1.0] * 18)
+        extra["anomaly_scorer"] = scorer.to_dict()
+    guard = random_checkpoint(tmp_path / "guard.pt", ["Normal", "Anomaly"], frames=4, seed=5,
+                              **extra)  # fmt: skip
     video = _video(tmp_path / "upload.mp4", (230, 40, 40), 40, 1)
     model = tc3d.load_model(guard, device="cpu")
     want_labels = model.predict([video], top=2)[0]["labels"]
@@ -289,3 +297,5 @@ def test_one_upload_is_opened_at_most_twice(tmp_path, monkeypatch):
     assert same_labels(result["results"][0]["labels"], want_labels)
     assert np.allclose(result["anomaly"]["scores"], want_scores, atol=1e-4)
     assert len(result["timeline"]) > 1 and result["cam"]["frames"] == 4
+    if objective == "ranking":  # the curve is the scorer's, not the untrained classifier's
+        assert np.allclose(want_scores, scorer.frame_scores(scorer.read(video)))
