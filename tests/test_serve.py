@@ -296,6 +296,14 @@ def test_one_upload_is_opened_at_most_twice(tmp_path, monkeypatch, objective):
     assert 1 <= len(opens) <= 2, opens
     assert same_labels(result["results"][0]["labels"], want_labels)
     assert np.allclose(result["anomaly"]["scores"], want_scores, atol=1e-4)
-    assert len(result["timeline"]) > 1 and result["cam"]["frames"] == 4
-    if objective == "ranking":  # the curve is the scorer's, not the untrained classifier's
+    assert len(result["timeline"]) > 1
+    if objective == "classify":
+        assert result["cam"]["frames"] == 4 and result["timeline_source"] == "stream"
+    else:  # the curve, the timeline and the heat map are the scorer's, not the classifier's
         assert np.allclose(want_scores, scorer.frame_scores(scorer.read(video)))
+        assert result["timeline_source"] == "anomaly scores" and result["cam"]["frames"] == 8
+        assert result["cam"]["kind"] == "anomaly scorer"
+        top = int(np.argmax(want_scores))
+        assert result["cam"]["prob"] == pytest.approx(want_scores[top])
+        for w in result["timeline"]:
+            assert w["label"] == ("Anomaly" if want_scores[w["frame"]] > 0.5 else "Normal")

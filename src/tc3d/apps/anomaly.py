@@ -118,6 +118,30 @@ def frame_scores(
     return spread_clip_scores(num_frames, np.concatenate(starts), span, np.concatenate(probs))
 
 
+def scorer_heat(model: Model, video: str | Path | OpenVideo, size: int = 180, count: int = 8):
+    """Where a ranking anomaly model saw lasting local change: ``count`` frames spread over
+    the 2 s from its top-scoring frame on, each cell's score laid on as heat. Returns the
+    frame ``scores`` and, for the page's heat-map animation, what :func:`cam_video` returns
+    with ``out=None`` (``images``, ``label``, ``prob``, ``frame_indices``)."""
+    from tc3d.apps.cam import blend_heat
+
+    scorer = LocalScorer.from_dict(model.loaded.anomaly_scorer)
+    with opened(video) as v:
+        evidence = scorer.read(v)
+        cells = scorer.cell_logits(evidence)
+        scores = scorer.frame_scores_of(cells, evidence.fps)
+        top, span = int(scores.argmax()), evidence.frames(2.0)
+        first = max(0, min(top, len(scores) - 1 - span))  # from the top on: the change is there
+        picks = np.linspace(first, min(len(scores) - 1, first + span), count)
+        picks = np.unique(picks.round().astype(int))
+        rgb = v.read(picks.tolist(), short_side=size)
+    heat = 1.0 / (1.0 + np.exp(-cells[picks]))  # each cell's own score, 0-1
+    text = f"Anomaly {100 * scores[top]:.0f}%"
+    images = [blend_heat(frame, h, text)[0] for frame, h in zip(rgb, heat, strict=True)]
+    return {"scores": scores, "images": images, "label": "Anomaly", "prob": float(scores[top]),
+            "frame_indices": picks.tolist()}  # fmt: skip
+
+
 def spread_clip_scores(num_frames: int, starts, span: int, probs) -> np.ndarray:
     """Per frame: the mean score of the clips holding it; a frame between clips (stride longer
     than a clip) takes the score interpolated between the nearest clip centres."""

@@ -81,6 +81,19 @@ def _label(img, text: str):
     return img
 
 
+def blend_heat(rgb: np.ndarray, heat: np.ndarray, text: str, alpha: float = 0.45):
+    """``rgb`` (H, W, 3) uint8 with ``heat`` (any size, values in [0, 1]) resized onto it in
+    the jet colours and ``text`` written in a corner: (the PIL image, the resized heat)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    heat = np.asarray(
+        Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+    ).astype(np.float32) / 255.0  # fmt: skip
+    mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
+    return _label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)), text), heat
+
+
 def _heat_frames(
     full: np.ndarray, box: CropBox, cams: np.ndarray, text: str, size: int, alpha: float
 ) -> tuple[list, list]:
@@ -93,11 +106,8 @@ def _heat_frames(
     for rgb_full, cam in zip(full, cams, strict=True):
         crop = rgb_full[box.y : box.y + box.h, box.x : box.x + box.w]
         rgb = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
-        heat = np.asarray(
-            Image.fromarray((cam * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-        ).astype(np.float32) / 255.0  # fmt: skip
-        mix = (1 - alpha * heat[..., None]) * rgb + alpha * heat[..., None] * _jet(heat)
-        frames.append(_label(Image.fromarray(mix.clip(0, 255).astype(np.uint8)), text))
+        image, heat = blend_heat(rgb, cam, text, alpha)
+        frames.append(image)
         total = float(heat.sum())
         centres.append(
             [float((heat * xs).sum() / total), float((heat * ys).sum() / total)] if total else None

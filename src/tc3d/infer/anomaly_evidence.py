@@ -199,14 +199,21 @@ class LocalScorer:
         x = (torch.from_numpy(features) - torch.tensor(self.mean)) / torch.tensor(self.std)
         return (x @ torch.tensor(self.weights) + self.bias).amax(1)
 
-    def frame_scores(self, evidence: Evidence) -> np.ndarray:
-        """One score in [0, 1] per frame, summing the weighted maps one at a time."""
-        n = len(evidence)
-        total = np.full((n, int(np.prod(evidence.motion.shape[1:]))), self.bias, np.float32)
+    def cell_logits(self, evidence: Evidence) -> np.ndarray:
+        """``(N, rows, cols)``: each cell's logit, summing the weighted maps one at a time."""
+        total = np.full(evidence.motion.shape, self.bias, np.float32)
         maps = feature_maps(evidence, self.windows, self.ring)
         for x, w, m, s in zip(maps, self.weights, self.mean, self.std, strict=True):
-            total += (w / s) * (x.reshape(n, -1) - m)
-        return _probabilities(total.max(1), evidence.fps)
+            total += (w / s) * (x - m)
+        return total
+
+    def frame_scores(self, evidence: Evidence) -> np.ndarray:
+        """One score in [0, 1] per frame: its highest cell's."""
+        return self.frame_scores_of(self.cell_logits(evidence), evidence.fps)
+
+    def frame_scores_of(self, cell_logits: np.ndarray, fps: float) -> np.ndarray:
+        """:meth:`frame_scores` from :meth:`cell_logits` already computed."""
+        return _probabilities(cell_logits.reshape(len(cell_logits), -1).max(1), fps)
 
     def scores(self, features: np.ndarray, fps: float) -> np.ndarray:
         """One score in [0, 1] per frame, from :func:`cell_features` of a video at ``fps``."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tc3d.api import Model
-from tc3d.apps.anomaly import AnomalyError, anomaly_class, frame_scores
+from tc3d.apps.anomaly import AnomalyError, anomaly_class, frame_scores, scorer_heat
 from tc3d.apps.cam import cam_video
 from tc3d.errors import TC3DError
 from tc3d.infer.engine import EngineError
@@ -98,9 +98,26 @@ def timeline(served: ServedModel, video: OpenVideo) -> list[dict]:
     return [{k: d[k] for k in keys} for d in decisions]
 
 
+def score_timeline(scores, fps: float, stride: int) -> list[dict]:
+    """A ranking anomaly model's timeline: every ``stride`` frames, ``Anomaly`` when the frame
+    scores above 0.5, else ``Normal``, with the probability of that label. Its classifier was
+    never trained (the scorer was), so the streaming path's decisions would mean nothing."""
+    out = []
+    for frame in range(stride - 1, len(scores), stride):
+        p = float(scores[frame])
+        label, prob = ("Anomaly", p) if p > 0.5 else ("Normal", 1.0 - p)
+        out.append({"t": round(frame / (fps or 25.0), 3), "frame": frame, "label": label,
+                    "prob": round(prob, 4)})  # fmt: skip
+    return out
+
+
 def cam_gif(served: ServedModel, video: OpenVideo) -> dict:
     """The class activation map over the S segment clips as an animated GIF (a data URL)."""
-    r = cam_video(served.model, video, None, size=CAM_SIZE)
+    return _gif(cam_video(served.model, video, None, size=CAM_SIZE)) | {"kind": "cam"}
+
+
+def _gif(r: dict) -> dict:
+    """Heat-map frames (``images``, as :func:`cam_video` returns them) as an animated GIF."""
     frames = r["images"]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
@@ -146,14 +163,24 @@ def _analyse_open(served: ServedModel, video: OpenVideo, name: str, top: int, ca
     timing: dict = {}
     results = _timed(timing, "labels_s", _labels, served, video, name, top)
     out: dict = {"results": results, "model": served.name}
-    windows = _timed(timing, "timeline_s", timeline, served, video)
+    if served.model.loaded.anomaly_scorer is not None:  # a ranking model: its scorer decides
+        heat = _timed(timing, "anomaly_s", scorer_heat, served.model, video)
+        scores = heat["scores"]
+        windows = score_timeline(scores, video.info.fps, timeline_stride(len(scores)))
+        out["timeline_source"] = "anomaly scores"
+        if cam:
+            out["cam"] = _gif(heat) | {"kind": "anomaly scorer"}
+    else:  # the T-C3D classifier decides: its streaming decisions and its heat map
+        windows = _timed(timing, "timeline_s", timeline, served, video)
+        out["timeline_source"] = "stream"
+        if cam:
+            out["cam"] = _timed(timing, "cam_s", cam_gif, served, video)
+        if served.anomaly:
+            scores = _timed(timing, "anomaly_s", frame_scores, served.model, video)
+    if served.anomaly:
+        out["anomaly"] = {"scores": [round(float(s), 4) for s in scores], "fps": video.info.fps}
     if len(windows) > 1:
         out["timeline"] = windows
-    if cam:
-        out["cam"] = _timed(timing, "cam_s", cam_gif, served, video)
-    if served.anomaly:
-        scores = _timed(timing, "anomaly_s", frame_scores, served.model, video)
-        out["anomaly"] = {"scores": [round(float(s), 4) for s in scores], "fps": video.info.fps}
     return out, timing
 
 

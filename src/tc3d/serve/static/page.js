@@ -154,9 +154,11 @@ function show(r, file, roundTrip) {
   $("cam-box").hidden = !r.cam;
   if (r.cam) {
     $("cam").src = r.cam.gif;
-    $("cam-note").textContent =
-      `Class activation map of "${r.cam.label}" over the ${r.cam.frames} frames the model ` +
-      "read (red: where the evidence is).";
+    $("cam-note").textContent = r.cam.kind === "anomaly scorer"
+      ? `Where the anomaly scorer saw lasting local change: ${r.cam.frames} frames over 2 s ` +
+        "from its top score on, each cell coloured by its own score (red: anomalous)."
+      : `Class activation map of "${r.cam.label}" over the ${r.cam.frames} frames the ` +
+        "model read (red: where the evidence is).";
   }
   showTimeline(r);
   showAnomaly(r);
@@ -193,9 +195,10 @@ function showTimeline(r) {
     ]));
   }
   $("timeline-end").textContent = seconds(end);
-  $("timeline-note").textContent =
-    `${windows.length} decisions of the streaming path, each from the newest clips up to ` +
-    "that moment.";
+  $("timeline-note").textContent = r.timeline_source === "anomaly scores"
+    ? `${windows.length} points of the anomaly score below: Anomaly where it is above 0.5.`
+    : `${windows.length} decisions of the streaming path, each from the newest clips up to ` +
+      "that moment.";
 }
 
 function showAnomaly(r) {
