@@ -85,13 +85,15 @@ def test_a_scorer_stored_before_the_grid_was_kept_reads_as_it_was_trained():
     assert LocalScorer.from_dict(old.to_dict()) == old
 
 
-def test_scoring_map_by_map_equals_scoring_the_stacked_features():
+def test_scoring_map_by_map_equals_weighing_the_stacked_features():
     evidence = Evidence(*np.random.default_rng(1).uniform(0, 9, (3, 300, 24, 32)).astype("f4"))
     rng = np.random.default_rng(2)
     weights, mean, std = rng.normal(0, 1, 18), rng.normal(0, 1, 18), rng.uniform(0.5, 2, 18)
     scorer = LocalScorer(weights.tolist(), -1.0, mean.tolist(), std.tolist())
-    stacked = scorer.scores(cell_features(evidence), evidence.fps)
-    assert np.allclose(scorer.frame_scores(evidence), stacked, atol=1e-5)
+    stacked = (cell_features(evidence) - mean) / std @ weights - 1.0  # (N, cells): every cell
+    by_maps = scorer.cell_logits(evidence).reshape(len(stacked), -1)
+    assert np.allclose(by_maps, stacked, atol=1e-4)
+    assert np.array_equal(scorer.frame_scores(evidence), scorer.frame_scores_of(by_maps, 25.0))
 
 
 def test_ranking_learns_from_video_labels_on_real_video(tmp_path, capsys):

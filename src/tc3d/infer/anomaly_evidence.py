@@ -194,11 +194,6 @@ class LocalScorer:
         """The evidence this scorer weighs, from a video."""
         return read_evidence(video, self.grid)
 
-    def logits(self, features: np.ndarray) -> torch.Tensor:
-        """``(N, cells, F)`` -> ``(N,)`` frame logits: the highest cell's."""
-        x = (torch.from_numpy(features) - torch.tensor(self.mean)) / torch.tensor(self.std)
-        return (x @ torch.tensor(self.weights) + self.bias).amax(1)
-
     def cell_logits(self, evidence: Evidence) -> np.ndarray:
         """``(N, rows, cols)``: each cell's logit, summing the weighted maps one at a time."""
         total = np.full(evidence.motion.shape, self.bias, np.float32)
@@ -214,7 +209,3 @@ class LocalScorer:
     def frame_scores_of(self, cell_logits: np.ndarray, fps: float) -> np.ndarray:
         """:meth:`frame_scores` from :meth:`cell_logits` already computed."""
         return _probabilities(cell_logits.reshape(len(cell_logits), -1).max(1), fps)
-
-    def scores(self, features: np.ndarray, fps: float) -> np.ndarray:
-        """One score in [0, 1] per frame, from :func:`cell_features` of a video at ``fps``."""
-        return _probabilities(self.logits(features).numpy(), fps)
