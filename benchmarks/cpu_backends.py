@@ -2,7 +2,9 @@
 
 One Res3D-18 backbone (full width by default), the same clips for every backend, in one run:
 
-* ``torch``: PyTorch eager, fp32, channels-last (tc3d's fp32 path);
+* ``torch``: PyTorch eager, fp32, channels-last (tc3d's fp32 path without OpenVINO);
+* ``tc3d``: tc3d's own fp32 and int8 paths, both on OpenVINO (``tc3d.infer.openvino_runtime``
+  and ``tc3d.infer.quantize``), model only;
 * ``torch-fx``: ``torch.ao.quantization`` FX graph mode int8 (tc3d's int8 until now; being
   deleted from PyTorch), when this torch still has it;
 * ``torchao``: torchao's PT2E flow (``X86InductorQuantizer``) lowered by ``torch.compile``;
@@ -186,6 +188,23 @@ def tc3d_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> R
     return lambda x: net(torch.from_numpy(x))[1].numpy()
 
 
+def tc3d_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    """tc3d's fp32 path where OpenVINO is installed (tc3d.infer.openvino_runtime), model only;
+    the first call converts (the cache is emptied first, so it is timed as on a new machine)."""
+    from tc3d.infer import openvino_runtime
+
+    before = os.environ.get("TC3D_CACHE")
+    with tempfile.TemporaryDirectory(prefix="tc3d-cache-") as cache:
+        os.environ["TC3D_CACHE"] = cache
+        try:
+            net = openvino_runtime.fp32_backbone(model, example[:1])
+        finally:
+            os.environ.pop("TC3D_CACHE")
+            if before is not None:
+                os.environ["TC3D_CACHE"] = before
+    return lambda x: net(torch.from_numpy(x))[1].numpy()
+
+
 def _onnx_file(model: nn.Module, example: torch.Tensor, folder: Path) -> Path:
     path = folder / "model.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
@@ -245,6 +264,7 @@ BACKENDS: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "torch fp32": (torch_fp32, "fp32", ()),
     "torch-fx int8": (torch_fx_int8, "int8", ()),
     "torchao int8": (torchao_int8, "int8", ("torchao",)),
+    "tc3d fp32": (tc3d_fp32, "fp32", ("openvino", "openvino-telemetry")),
     "tc3d int8": (tc3d_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "openvino fp32": (openvino_fp32, "fp32", ("openvino", "openvino-telemetry")),
     "openvino int8": (openvino_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),

@@ -29,7 +29,6 @@ import json
 import statistics
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from tc3d.apps.bench import (
     fast_pass,
     machine,
 )
+from tc3d.infer.engine import Engine
 from tc3d.video.decode import VideoReadError
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     model = _model(cfg, paths)
     spec = model.clip
     engine = model.engine()
-    fp32 = replace(model, precision="fp32", _engine=None).engine()
+    fp32 = Engine(model.loaded.model, model.device, "fp32", runtime="torch")
     calibration = [_conventional_clips(p, spec)[0].flatten(0, 1).numpy() for p in paths[:8]]
     compiled = openvino_model(model.loaded.model.backbones[0], calibration)
 

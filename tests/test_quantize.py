@@ -15,7 +15,7 @@ from conftest import indexed_video, random_checkpoint
 
 from tc3d.cli import main
 from tc3d.device import resolve_device
-from tc3d.infer import quantize
+from tc3d.infer import openvino_runtime, quantize
 from tc3d.infer.calibration import make_engine, training_videos
 from tc3d.io import atomic_save
 from tc3d.modelfile import tc3dfile as encode
@@ -79,9 +79,9 @@ def test_stored_ranges_rebuild_the_calibrated_model_bit_for_bit(cache):
     clips = [torch.randn(3, 3, 4, 32, 32) for _ in range(2)]
     ranges = quantize.calibrate_backbone(backbone, clips)
     assert len(ranges["values"]) >= 20 and all(v[0] < v[1] for v in ranges["values"])
-    model = quantize._openvino_model(backbone, clips[0])
-    direct = quantize.Int8Backbone(
-        quantize._compile(quantize._nncf_quantize(model, [c.numpy() for c in clips]))
+    model = openvino_runtime.convert(backbone, clips[0])
+    direct = openvino_runtime.OpenVinoBackbone(
+        openvino_runtime.compile_for_cpu(quantize._nncf_quantize(model, [c.numpy() for c in clips]))
     )
     shutil.rmtree(cache)  # rebuilt from the numbers, not read back from the cache
     rebuilt = quantize.quantize_backbone(backbone, ranges, torch.zeros(1, 3, 4, 32, 32))

@@ -3,10 +3,11 @@
 The timed span of each pass starts before the first file is opened and ends after the last
 video's argmax, so ``fps`` counts what a user waits for: open, decode, sample S clips,
 transform, model, fusion. Model loading, int8 calibration and a warm-up on a few videos come
-before it (a server pays them once). ``--baseline`` runs the conventional pipeline in the same
-process right after: decode every frame of the file, then take the same clips and crops, and
-run the fp32 model eagerly one video at a time. Its top-1 predictions are the fp32 reference
-for ``agreement``. Rows of the paper's Table IV are ``--protocol sclips|allclips`` ×
+before it (a server pays them once; fp32 on OpenVINO converts the model then, or reads it from
+the cache). ``--baseline`` runs the conventional pipeline in the same process right after:
+decode every frame of the file, then take the same clips and crops, and run the fp32 model
+eagerly in PyTorch one video at a time. Its top-1 predictions are the fp32 reference for
+``agreement``. Rows of the paper's Table IV are ``--protocol sclips|allclips`` ×
 ``--crops 1|10``.
 
 An application of the model like ``tag``: it times a :class:`tc3d.api.Model`'s engine and
@@ -31,6 +32,7 @@ from tc3d.datasets.files import list_videos
 from tc3d.device import resolve_device
 from tc3d.infer.calibration import weights_calibration
 from tc3d.infer.engine import BATCH_CLIPS, Engine, read_videos
+from tc3d.infer.openvino_runtime import fp32_runtime
 from tc3d.modelfile.calibration import cache_dir
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.complexity import count_flops, count_parameters
@@ -120,7 +122,8 @@ def baseline_pass(
 ) -> tuple[dict[int, np.ndarray], int, float]:
     """Conventional pipeline, timed: one video at a time, every frame decoded, fp32 eager.
 
-    ``engine`` must be an fp32 engine; returns ``(probs by index, frames, seconds)``.
+    ``engine`` must be an fp32 engine on PyTorch (``runtime="torch"``); returns
+    ``(probs by index, frames, seconds)``.
     """
     probs, frames = {}, 0
     start = time.perf_counter()
@@ -162,7 +165,8 @@ def _model(cfg: BenchConfig, paths: Sequence[Path]) -> Model:
     net = TC3D(ModelConfig(cfg.num_classes, width=cfg.width, segments=cfg.segments)).eval()
     spec = ClipSpec(sampling=SamplingConfig(cfg.segments, cfg.frames), crop=cfg.crop)
     calibration = weights_calibration(net, spec, paths) if cfg.precision == "int8" else None
-    engine = Engine(net, device, cfg.precision, calibration)
+    runtime = fp32_runtime(device) if cfg.precision == "fp32" else "torch"
+    engine = Engine(net, device, cfg.precision, calibration, runtime, spec.clip_shape)
     loaded = LoadedModel(net, [str(i) for i in range(cfg.num_classes)], spec, Path())
     return Model(loaded, device, cfg.precision, _engine=engine)
 
@@ -203,8 +207,9 @@ def run_bench(
     top1 = {r.index: int(np.argmax(r.probs)) for r in results if r.error is None}
     reference = fp32 = replace(model, precision="fp32", _engine=None)
     if cfg.baseline:
+        eager = Engine(model.loaded.model, model.device, "fp32", runtime="torch")
         with bar("timing the conventional pipeline") as update:
-            out["baseline"], reference = _baseline(fp32.engine(), paths, spec, update)
+            out["baseline"], reference = _baseline(eager, paths, spec, update)
         out["speedup"] = out["fps"] / out["baseline"]["fps"]
     elif cfg.precision != "fp32":
         reference = {
@@ -238,6 +243,7 @@ def _figures(model: Model, results, seconds: float, spec: ClipSpec, cfg: BenchCo
         "gflops_per_video": flops_clip * clips / max(1, len(ok)) / 1e9,
         "params": count_parameters(net.backbone) * len(net.backbones),
         "precision": cfg.precision,
+        "runtime": model.engine().runtime,
         "protocol": cfg.protocol,
         "crops": cfg.crops,
         "clips_per_video": clips / max(1, len(ok)),
@@ -295,6 +301,7 @@ def _baseline(engine: Engine, paths: Sequence[Path], spec: ClipSpec, update):
         "seconds": seconds,
         "frames": frames,
         "precision": "fp32",
+        "runtime": engine.runtime,
     }
     return figures, {i: int(np.argmax(p)) for i, p in probs.items()}
 

@@ -25,6 +25,7 @@ import torch
 from tc3d.datasets.annotations import anomaly_binary
 from tc3d.datasets.formats import load_dataset
 from tc3d.infer.engine import Engine, check_int8_device
+from tc3d.infer.openvino_runtime import fp32_runtime
 from tc3d.infer.quantize import (
     CALIBRATION_VIDEOS,
     FORMAT,
@@ -197,9 +198,14 @@ def make_engine(
     fallback_videos: Sequence[str | Path] = (),
     calibration: Calibration | None = None,
 ) -> Engine:
-    """The engine for a loaded model. int8 uses the calibration stored with the model, made
-    and stored at this first int8 use when there is none (on its training videos when
-    reachable, else on ``fallback_videos``, with a warning)."""
+    """The engine for a loaded model. fp32 runs where it is fastest on ``device``
+    (:func:`~tc3d.infer.openvino_runtime.fp32_runtime`). int8 uses the calibration stored with
+    the model, made and stored at this first int8 use when there is none (on its training
+    videos when reachable, else on ``fallback_videos``, with a warning)."""
+    if precision == "fp32":
+        runtime = fp32_runtime(device)
+        return Engine(loaded.model, device, precision, runtime=runtime,
+                      clip_shape=loaded.clip.clip_shape)  # fmt: skip
     if precision != "int8":
         return Engine(loaded.model, device, precision)
     check_int8_device(device)

@@ -10,9 +10,10 @@ make it fast on a CPU:
 * decoding and transforms run in background threads (PyAV and torch release the GIL) while
   the model works on the previous batch, so the model never waits for the file;
 * clips of several videos are batched into one forward pass;
-* ``precision``: ``fp32`` (channels-last-3d), ``bf16`` (autocast) or ``int8`` (OpenVINO's CPU
-  plugin, quantised by NNCF, :mod:`tc3d.infer.quantize`, with the calibration stored with the
-  model).
+* ``precision``: ``fp32`` (on a CPU, OpenVINO's CPU plugin where it is installed, else
+  PyTorch channels-last-3d; :mod:`tc3d.infer.openvino_runtime`), ``bf16`` (autocast) or
+  ``int8`` (OpenVINO, quantised by NNCF, :mod:`tc3d.infer.quantize`, with the calibration
+  stored with the model).
 
 Video scores are fused by the model itself (:meth:`tc3d.models.tc3d.TC3D.video_probs`), the
 same fusion it was trained through.
@@ -31,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from tc3d.device import PRECISIONS, autocast, memory_format, to_device
 from tc3d.errors import TC3DError
+from tc3d.infer.openvino_runtime import RUNTIMES, Fp32OnOpenVino
 from tc3d.infer.quantize import Calibration, quantize_model
 from tc3d.models.fusion import group_clips
 from tc3d.models.tc3d import TC3D
@@ -176,14 +177,25 @@ class Engine:
         device: torch.device,
         precision: str = "fp32",
         calibration: Calibration | None = None,
+        runtime: str = "torch",
+        clip_shape: tuple[int, ...] | None = None,
     ):
+        """``runtime`` runs fp32 on PyTorch (``"torch"``) or OpenVINO (``"openvino"``, CPU
+        only; :func:`~tc3d.infer.openvino_runtime.fp32_runtime` says which is right here);
+        int8 always runs on OpenVINO and bf16 on PyTorch. ``clip_shape`` ``(3, k, H, W)``
+        is converted for OpenVINO now rather than at the first batch."""
         if precision not in PRECISIONS:
             raise EngineError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
+        if runtime not in RUNTIMES:
+            raise EngineError(f"the runtime must be one of {RUNTIMES}, not {runtime!r}")
+        if runtime == "openvino" and (precision == "bf16" or device.type != "cpu"):
+            raise EngineError("OpenVINO runs fp32 and int8 on the CPU only")
         self.model = model.eval()
         self.device = device
         self.precision = precision
+        self.runtime = "openvino" if precision == "int8" else runtime
         self.calibration_info: dict | None = None
-        self.backbones: list[nn.Module] = list(model.backbones)
+        self.backbones: list = list(model.backbones)
         if precision == "int8":
             check_int8_device(device)
             if calibration is None:
@@ -197,6 +209,12 @@ class Engine:
                 "file": calibration.file,
                 "seconds": calibration.seconds + time.perf_counter() - start,
             }
+        elif self.runtime == "openvino":
+            self.model.to(device=device)  # the fusion runs in PyTorch
+            self.backbones = [Fp32OnOpenVino(b) for b in model.backbones]
+            if clip_shape is not None:
+                for b in self.backbones:
+                    b.prepare(tuple(clip_shape))
         else:
             self.model.to(device=device, memory_format=memory_format(device))
 
@@ -213,8 +231,8 @@ class Engine:
         ``position`` picks the backbone of a model with unshared weights (segment position).
         """
         backbone = self.backbones[position if len(self.backbones) > 1 else 0]
-        if self.precision == "int8":
-            return backbone(clips.float())[1].float()
+        if self.runtime == "openvino":
+            return backbone(clips.float())[1]
         with autocast(self.device, "bf16" if self.precision == "bf16" else "fp32"):
             out = backbone(self._input(clips))
         return out[: len(clips)].float().cpu()
@@ -226,9 +244,8 @@ class Engine:
         """(res5b maps ``(N, C, T', H', W')``, class scores ``(N, K)``), float32 on the CPU,
         for clips ``(N, 3, k, H, W)``: what ``features`` and ``cam`` need."""
         backbone = self.backbones[position if len(self.backbones) > 1 else 0]
-        if self.precision == "int8":
-            fmap, scores = backbone(clips.float())
-            return fmap.float(), scores.float()
+        if self.runtime == "openvino":
+            return backbone(clips.float())
         with autocast(self.device, "bf16" if self.precision == "bf16" else "fp32"):
             fmap = backbone.res5b(self._input(clips))[: len(clips)]
             scores = backbone.fc(backbone.avgpool(fmap).flatten(1))

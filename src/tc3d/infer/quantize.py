@@ -5,7 +5,8 @@ and onnxruntime's QDQ int8 on the same clips (``benchmarks/cpu_backends.py``, fi
 docs/BENCHMARKS.md), OpenVINO's CPU plugin ran the int8 Res3D-18 fastest, with no compiler and
 no compile stall, from a wheel on the registry.
 
-The backbone is exported (``torch.export``), converted to an OpenVINO model, and NNCF puts
+The backbone is converted to an OpenVINO model (:mod:`tc3d.infer.openvino_runtime`, which also
+compiles and caches it), and NNCF puts
 FakeQuantize nodes on it: per-channel ranges for the weights, which come from the weights, and
 one range per activation tensor, which comes from the calibration clips and so decides the int8
 figures, and so does NNCF's bias correction, which shifts the biases after convolutions and the
@@ -20,14 +21,9 @@ rebuilds the same int8 model bit for bit without the videos: NNCF places its qua
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
-import hashlib
 import importlib.metadata
 import io
-import json
 import logging
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,16 +34,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from tc3d.errors import first_line
-from tc3d.infer.export import dynamic_batch_program
 from tc3d.infer.int8_graph import (
     CalibrationError,
     CalibrationMismatch,
     read_ranges,
     write_ranges,
 )
-from tc3d.io import atomic_write_files
-from tc3d.modelfile.calibration import cache_dir
+from tc3d.infer.openvino_runtime import (
+    OpenVinoBackbone,
+    cache_path,
+    compile_for_cpu,
+    convert,
+    read_cached,
+    write_cached,
+)
 from tc3d.models.tc3d import TC3D
 from tc3d.video.clips import ClipSpec, load_clips
 from tc3d.video.decode import VideoReadError
@@ -77,40 +77,6 @@ def backend_versions() -> dict:
 # conversion, NNCF quantisation and the activation ranges
 
 
-class _MapsAndScores(nn.Module):
-    """A Res3D backbone that returns its last conv map (res5b) beside the class scores.
-
-    Quantised in this form, one int8 graph serves both the classifier commands and those
-    that need the map (``features``, ``cam``); the extra output costs one dequantisation of
-    a small tensor. In eval mode the scores equal ``backbone(x)`` (dropout is the identity).
-    """
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.net = backbone
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fmap = self.net.res5b(x)
-        return fmap, self.net.fc(self.net.avgpool(fmap).flatten(1))
-
-
-def _openvino_model(backbone: nn.Module, example: torch.Tensor):
-    """The fp32 OpenVINO model of ``x -> (res5b map, scores)`` with a dynamic batch, converted
-    from ``torch.export`` (not from TorchScript, which PyTorch has deprecated)."""
-    import openvino as ov
-
-    net = copy.deepcopy(_MapsAndScores(backbone)).cpu().float().eval()
-    net = net.to(memory_format=torch.contiguous_format)
-    with torch.no_grad():
-        program = dynamic_batch_program(net, example[:1].float(), max_batch=4096)
-    with warnings.catch_warnings():
-        # OpenVINO's reader of exported programs still uses torch.utils._pytree names that
-        # torch has deprecated; that is OpenVINO's call to make, not the user's to read.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return ov.convert_model(program)
-
-
 def _nncf_quantize(model, samples: Sequence[np.ndarray], correct_bias: bool = True):
     """NNCF's post-training quantisation with its full (not fast) bias correction, or none
     when the stored biases are put in afterwards (see the module doc)."""
@@ -127,57 +93,20 @@ def _nncf_quantize(model, samples: Sequence[np.ndarray], correct_bias: bool = Tr
                              fast_bias_correction=False, advanced_parameters=params)  # fmt: skip
 
 
-@functools.cache
-def _core():
-    """One OpenVINO runtime per process (reading and compiling models)."""
-    import openvino as ov
-
-    return ov.Core()
-
-
-def _compile(model):
-    """Compiled for this CPU: fp32 wherever the graph is not int8 (OpenVINO would otherwise
-    run those parts in bf16 on CPUs that have it, and figures would differ between machines)."""
-    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
-    return _core().compile_model(model, "CPU", config)
-
-
-class Int8Backbone:
-    """An int8 backbone compiled by OpenVINO, called like the float one it came from:
-    clips ``(N, 3, k, H, W)`` -> (res5b maps, class scores), float32 torch tensors.
-
-    Each thread gets its own inference request (a request runs one call at a time), so the
-    page's connections and the stream workers can share one engine.
-    """
-
-    def __init__(self, compiled):
-        self.compiled = compiled
-        self._local = threading.local()
-
-    def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        request.infer({0: clips.detach().float().contiguous().numpy()})
-        fmap, scores = (request.get_output_tensor(i).data.copy() for i in range(2))
-        return torch.from_numpy(fmap), torch.from_numpy(scores)
-
-
 def calibrate_backbone(backbone: nn.Module, clips: Sequence[torch.Tensor]) -> dict:
     """The activation ranges NNCF measures on ``clips`` (batches ``(N, 3, k, H, W)``, one per
     calibration video)."""
     versions = backend_versions()
-    model = _openvino_model(backbone, clips[0])
+    model = convert(backbone, clips[0])
     quantized = _nncf_quantize(model, [c.float().numpy() for c in clips])
     ranges = read_ranges(quantized, model)
     # the very model quantize_backbone would rebuild from these ranges: keep it for the run
-    _write_cached(_cache_path(backbone, ranges, clips[0][:1], versions), quantized)
+    write_cached(_cache_path(backbone, ranges, clips[0][:1], versions), quantized)
     return ranges
 
 
 def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
-    model = _openvino_model(backbone, example)
+    model = convert(backbone, example)
     g = torch.Generator().manual_seed(0)
     placeholder = torch.rand(example[:1].shape, generator=g).numpy()  # every range is replaced
     quantized = _nncf_quantize(model, [placeholder], correct_bias=False)
@@ -187,50 +116,23 @@ def _build(backbone: nn.Module, ranges: dict, example: torch.Tensor):
 
 def _cache_path(backbone: nn.Module, ranges: dict, example: torch.Tensor, versions: dict) -> Path:
     """Where the int8 model of these weights, ranges, clip shape and backend versions is kept."""
-    h = hashlib.sha256(json.dumps([ranges, list(example.shape), versions]).encode())
-    for k, v in backbone.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return cache_dir() / "openvino" / f"int8-{h.hexdigest()[:24]}.xml"
-
-
-def _read_cached(path: Path):
-    if not path.is_file() or not path.with_suffix(".bin").is_file():
-        return None
-    try:
-        return _core().read_model(str(path))
-    except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
-        log.warning("int8: rebuilding the damaged cached model %s (%s)", path, first_line(e))
-        return None
-
-
-def _write_cached(path: Path, model) -> None:
-    """The IR pair, written atomically with the .xml last, so a reader never sees an .xml
-    without its .bin. A cache that cannot be written is only slower."""
-    import openvino as ov
-
-    def save(folder: Path) -> None:
-        ov.save_model(model, str(folder / path.name), compress_to_fp16=False)
-
-    try:
-        atomic_write_files([path.with_suffix(".bin"), path], save)
-    except OSError as e:
-        log.info("int8: cannot cache the converted model in %s (%s)", path.parent, e)
+    return cache_path("int8", backbone, example[:1], [ranges, versions])
 
 
 def quantize_backbone(backbone: nn.Module, ranges: dict, example: torch.Tensor):
-    """:class:`Int8Backbone` of a Res3D backbone with the activation ``ranges`` of
-    :func:`calibrate_backbone`: bit for bit the model NNCF made on the calibration clips.
+    """The int8 :class:`~tc3d.infer.openvino_runtime.OpenVinoBackbone` of a Res3D backbone with
+    the activation ``ranges`` of :func:`calibrate_backbone`: bit for bit the model NNCF made
+    on the calibration clips.
 
     Exporting, converting and placing quantisers takes seconds; the result is kept in tc3d's
     cache (``openvino/`` in :func:`~tc3d.modelfile.calibration.cache_dir`), so a later run
     of the same model reads it back and compiles in a fraction of a second."""
     path = _cache_path(backbone, ranges, example, backend_versions())
-    quantized = _read_cached(path)
+    quantized = read_cached(path)
     if quantized is None:
         quantized = _build(backbone, ranges, example)
-        _write_cached(path, quantized)
-    return Int8Backbone(_compile(quantized))
+        write_cached(path, quantized)
+    return OpenVinoBackbone(compile_for_cpu(quantized))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,8 +186,7 @@ class Calibration:
 
     def example(self) -> torch.Tensor:
         """An input of the calibrated clip shape, to convert the backbone with."""
-        spec = ClipSpec.from_dict(self.clip)
-        return torch.zeros(1, 3, spec.sampling.frames, spec.crop, spec.crop)
+        return torch.zeros(1, *ClipSpec.from_dict(self.clip).clip_shape)
 
 
 def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: str):
@@ -309,7 +210,7 @@ def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: 
     return calibration
 
 
-def quantize_model(model: TC3D, calibration: Calibration) -> list[Int8Backbone]:
+def quantize_model(model: TC3D, calibration: Calibration) -> list[OpenVinoBackbone]:
     """The int8 backbones of ``model`` (one per segment position when weights are unshared)."""
     if len(calibration.ranges) != len(model.backbones):
         raise CalibrationMismatch("the stored int8 calibration is for another model")

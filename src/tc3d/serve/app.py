@@ -253,7 +253,7 @@ def create_app(
     ``upload_dir`` and deleted after use."""
     upload_dir.mkdir(parents=True, exist_ok=True)
     site = _Site(models, examples, upload_dir, max_upload_bytes, top)
-    site.loader = loader or (lambda name, path: ServedModel.wrap(name, load_model(path, "cpu")))
+    site.loader = loader or _load_taught
     teacher = site.teacher = Teacher(teach_dir or default_dir(), site.add_model, teach_iters)
     app = Starlette(
         routes=[
@@ -346,3 +346,11 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> str:
     finally:
         sock.close()
     return url
+
+
+def _load_taught(name: str, path: Path) -> ServedModel:
+    """A taught model with its engine ready (fp32 on OpenVINO converts here, once), so the
+    live view's first decision on it does not wait for the conversion."""
+    model = load_model(path, "cpu")
+    model.engine()
+    return ServedModel.wrap(name, model)

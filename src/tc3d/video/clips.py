@@ -48,6 +48,11 @@ class ClipSpec:
         """Frames are decoded at this short side: 128 for a 112 crop, as C3D and Res3D do."""
         return round(self.crop * 128 / 112)
 
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        """One clip's tensor shape ``(3, k, crop, crop)``."""
+        return (3, self.sampling.frames, self.crop, self.crop)
+
     def to_dict(self) -> dict:
         """What a model file stores (``clip``): the geometry the model was trained with. The
         test protocol and crop count are choices of each run, not of the model."""

@@ -1,0 +1,232 @@
+"""The OpenVINO CPU runtime under tc3d's engine: conversion, compilation and the model cache.
+
+int8 runs here (NNCF quantises the converted model, :mod:`tc3d.infer.quantize`), and so does
+fp32 on a CPU when OpenVINO is installed: measured on the same clips
+(``benchmarks/cpu_backends.py``, docs/BENCHMARKS.md), OpenVINO's fp32 Res3D-18 runs 1.2-1.5×
+faster than PyTorch eager with channels-last, and its scores differ from PyTorch's by about
+1e-6. Training and its validation stay on PyTorch (the weights change every step), and so do
+bf16 and any GPU.
+
+A backbone is exported with ``torch.export`` (not TorchScript, which PyTorch has deprecated),
+converted with ``openvino.convert_model`` for one clip shape with a dynamic batch, and compiled
+for this CPU with fp32 wherever the graph is not int8. Converting takes seconds, so the
+converted model is kept in tc3d's cache (``openvino/`` in
+:func:`~tc3d.modelfile.calibration.cache_dir`), keyed by the weights, the clip shape, what was
+done to it and the versions; a later run reads it back in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tc3d.errors import first_line
+from tc3d.infer.export import dynamic_batch_program
+from tc3d.io import atomic_write_files
+from tc3d.modelfile.calibration import cache_dir
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "openvino")
+CACHE_ENTRIES = 24  # converted models kept per kind; the least recently used go first
+RUNTIME_ENV = "TC3D_FP32_RUNTIME"  # "torch" keeps fp32 on PyTorch eager where OpenVINO is there
+
+
+def openvino_version() -> str | None:
+    """OpenVINO's version, or None when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__.split("-")[0]
+
+
+def fp32_runtime(device: torch.device) -> str:
+    """Where fp32 inference runs on ``device``: OpenVINO on a CPU where it is installed (it
+    is faster there), PyTorch otherwise or when ``$TC3D_FP32_RUNTIME`` says ``torch``."""
+    wanted = os.environ.get(RUNTIME_ENV, "").strip().lower()
+    if wanted and wanted not in RUNTIMES:
+        log.warning("$%s=%s is neither of %s; ignored", RUNTIME_ENV, wanted, RUNTIMES)
+        wanted = ""
+    if device.type != "cpu" or wanted == "torch" or openvino_version() is None:
+        return "torch"
+    return "openvino"
+
+
+class _MapsAndScores(nn.Module):
+    """A Res3D backbone that returns its last conv map (res5b) beside the class scores.
+
+    Converted in this form, one graph serves both the classifier commands and those that need
+    the map (``features``, ``cam``); the extra output costs a copy of a small tensor. In eval
+    mode the scores equal ``backbone(x)`` (dropout is the identity).
+    """
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.net = backbone
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.net.res5b(x)
+        return fmap, self.net.fc(self.net.avgpool(fmap).flatten(1))
+
+
+def convert(backbone: nn.Module, example: torch.Tensor):
+    """The fp32 OpenVINO model of ``x -> (res5b map, scores)`` for clips shaped like
+    ``example``, any batch size."""
+    import openvino as ov
+
+    net = copy.deepcopy(_MapsAndScores(backbone)).cpu().float().eval()
+    net = net.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        program = dynamic_batch_program(net, example[:1].float(), max_batch=4096)
+    with warnings.catch_warnings():
+        # OpenVINO's reader of exported programs still uses torch.utils._pytree names that
+        # torch has deprecated; that is OpenVINO's call to make, not the user's to read.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ov.convert_model(program)
+
+
+@functools.cache
+def core():
+    """One OpenVINO runtime per process (reading and compiling models)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+def compile_for_cpu(model):
+    """Compiled for this CPU: fp32 wherever the graph is not int8 (OpenVINO would otherwise
+    run those parts in bf16 on CPUs that have it, and figures would differ between machines)."""
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
+    return core().compile_model(model, "CPU", config)
+
+
+class OpenVinoBackbone:
+    """A backbone compiled by OpenVINO, called like the float one it came from:
+    clips ``(N, 3, k, H, W)`` -> (res5b maps, class scores), float32 torch tensors.
+
+    Each thread gets its own inference request (a request runs one call at a time), so the
+    page's connections and the stream workers can share one engine.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        request.infer({0: clips.detach().float().contiguous().numpy()})
+        fmap, scores = (request.get_output_tensor(i).data.copy() for i in range(2))
+        return torch.from_numpy(fmap), torch.from_numpy(scores)
+
+
+def cache_path(kind: str, backbone: nn.Module, example: torch.Tensor, extra: object) -> Path:
+    """Where the ``kind`` ("fp32", "int8") model of these weights, clip shape and ``extra``
+    (what else shaped it: ranges, versions) is kept."""
+    h = hashlib.sha256(json.dumps([extra, list(example.shape)]).encode())
+    for k, v in backbone.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return cache_dir() / "openvino" / f"{kind}-{h.hexdigest()[:24]}.xml"
+
+
+def read_cached(path: Path):
+    """The cached model at ``path``, or None (missing, or damaged: then it is rebuilt)."""
+    if not path.is_file() or not path.with_suffix(".bin").is_file():
+        return None
+    try:
+        os.utime(path)  # recently used: the last to be pruned
+        return core().read_model(str(path))
+    except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
+        log.warning("rebuilding the damaged cached model %s (%s)", path, first_line(e))
+        return None
+
+
+def write_cached(path: Path, model) -> None:
+    """The IR pair, written atomically with the .xml last, so a reader never sees an .xml
+    without its .bin. A cache that cannot be written is only slower."""
+    import openvino as ov
+
+    def save(folder: Path) -> None:
+        ov.save_model(model, str(folder / path.name), compress_to_fp16=False)
+
+    try:
+        atomic_write_files([path.with_suffix(".bin"), path], save)
+    except OSError as e:
+        log.info("cannot cache the converted model in %s (%s)", path.parent, e)
+        return
+    _prune(path.parent, path.name.split("-")[0])
+
+
+def _prune(folder: Path, kind: str, keep: int = CACHE_ENTRIES) -> None:
+    """Keep the ``keep`` most recently used ``kind`` models: each new model or clip shape
+    adds one (8 MB at width 0.25, 130 MB at full width), and a cache must not grow forever.
+    A model removed under a reader that was about to read it is converted again."""
+
+    def used(p: Path) -> float:
+        with contextlib.suppress(OSError):
+            return p.stat().st_mtime
+        return 0.0
+
+    entries = sorted(folder.glob(f"{kind}-*.xml"), key=used, reverse=True)
+    for xml in entries[keep:]:
+        for p in (xml, xml.with_suffix(".bin")):
+            p.unlink(missing_ok=True)
+
+
+def fp32_backbone(backbone: nn.Module, example: torch.Tensor) -> OpenVinoBackbone:
+    """``backbone`` at fp32 on OpenVINO for clips shaped like ``example``: read from the cache,
+    or converted (seconds, once per model and clip shape on a machine) and cached."""
+    path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
+    model = read_cached(path)
+    if model is None:
+        start = time.perf_counter()
+        model = convert(backbone, example)
+        write_cached(path, model)
+        log.info("fp32: converted for OpenVINO in %.1f s (kept in %s)",
+                 time.perf_counter() - start, path.parent)  # fmt: skip
+    return OpenVinoBackbone(compile_for_cpu(model))
+
+
+class Fp32OnOpenVino:
+    """A float backbone run by OpenVINO, one compiled model per clip shape it is given.
+
+    The engine prepares the shape the model was trained on when it starts; another shape (a
+    ``--crop`` or ``--frames`` override) is converted at its first batch. Thread-safe: the
+    page's connections and stream workers share it.
+    """
+
+    def __init__(self, backbone: nn.Module):
+        self.backbone = backbone
+        self._compiled: dict[tuple[int, ...], OpenVinoBackbone] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, clip_shape: tuple[int, ...]) -> OpenVinoBackbone:
+        """The compiled model for clips ``(3, k, H, W)``, made now if there is none yet."""
+        with self._lock:
+            if clip_shape not in self._compiled:
+                example = torch.zeros(1, *clip_shape)
+                self._compiled[clip_shape] = fp32_backbone(self.backbone, example)
+            return self._compiled[clip_shape]
+
+    def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        compiled = self._compiled.get(tuple(clips.shape[1:])) or self.prepare(
+            tuple(clips.shape[1:])
+        )
+        return compiled(clips)
