@@ -5,18 +5,20 @@ makes it), S=3 centre clips of 8 frames at 112×112:
 
 * ``tc3d``: ``tc3d bench``'s timed pass (the engine: only the sampled frames decoded, in
   background readers; clips batched across videos) at ``--precision``;
-* ``openvino int8``: the conventional pipeline as a user builds it on OpenVINO: decode every
+* ``openvino``: the conventional pipeline as a user builds it on OpenVINO: decode every
   frame of the file with PyAV, take the same clips and crops (tc3d's own transforms, so only
   the reading and the runtime differ), and run the S clips of each video through an OpenVINO
-  model quantised by NNCF with its defaults and compiled with OpenVINO's defaults, the way
-  their documentation shows; scores averaged over the clips;
+  model (at ``--precision int8``: quantised by NNCF with its defaults; at ``fp32``: as
+  converted) compiled with OpenVINO's defaults, the way their documentation shows; scores
+  averaged over the clips;
 * ``eager fp32``: ``tc3d bench --baseline``'s conventional pipeline (every frame decoded, the
   fp32 PyTorch model, one clip at a time).
 
 Rounds alternate the three, so load from elsewhere on the machine falls on each alike; medians
 and ranges of frames per second, and the ratios of the medians, are printed and written as JSON.
 
-    python benchmarks/pipeline_vs_openvino.py [--videos 20] [--rounds 3] [--json OUT]
+    python benchmarks/pipeline_vs_openvino.py [--precision int8|fp32] [--videos 20] [--rounds 3]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -47,17 +49,21 @@ from tc3d.infer.engine import Engine
 from tc3d.video.decode import VideoReadError
 
 
-def openvino_model(backbone: torch.nn.Module, calibration: list[np.ndarray]):
-    """NNCF's default int8 of the backbone, compiled with OpenVINO's defaults."""
-    import nncf
+def openvino_model(backbone: torch.nn.Module, calibration: list[np.ndarray], precision: str):
+    """The backbone converted by OpenVINO (int8: quantised with NNCF's defaults), compiled
+    with OpenVINO's defaults."""
     import openvino as ov
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         example = torch.from_numpy(calibration[0])
         model = ov.convert_model(copy.deepcopy(backbone).eval(), example_input=example)
-        quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
-    return ov.Core().compile_model(quantized, "CPU")
+        if precision == "int8":
+            import nncf
+
+            dataset = nncf.Dataset(calibration)
+            model = nncf.quantize(model, dataset, subset_size=len(calibration))
+    return ov.Core().compile_model(model, "CPU")
 
 
 def openvino_pass(compiled, paths, spec) -> tuple[dict[int, np.ndarray], int, float]:
@@ -81,7 +87,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", type=int, default=20, help="synthetic 7 s videos, as tc3d bench")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--precision", default="int8", help="tc3d's precision")
+    p.add_argument("--precision", default="int8", choices=("int8", "fp32"),
+                   help="tc3d's precision, and the OpenVINO pipeline's")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="tc3d's reader threads")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
@@ -95,11 +102,11 @@ def main() -> None:
     engine = model.engine()
     fp32 = Engine(model.loaded.model, model.device, "fp32", runtime="torch")
     calibration = [_conventional_clips(p, spec)[0].flatten(0, 1).numpy() for p in paths[:8]]
-    compiled = openvino_model(model.loaded.model.backbones[0], calibration)
+    compiled = openvino_model(model.loaded.model.backbones[0], calibration, args.precision)
 
     passes = {
         "tc3d": lambda: _fps_tc3d(engine, paths, spec, cfg),
-        "openvino int8": lambda: openvino_pass(compiled, paths, spec)[1:],
+        "openvino": lambda: openvino_pass(compiled, paths, spec)[1:],
         "eager fp32": lambda: baseline_pass(fp32, paths, spec)[1:],
     }
     for run in passes.values():  # warm-up on everything once
@@ -117,7 +124,7 @@ def main() -> None:
         "workers": args.workers, "rounds": args.rounds,
         "fps": {n: [round(x, 1) for x in v] for n, v in fps.items()},
         "fps_median": {n: round(v, 1) for n, v in median.items()},
-        "ratio_vs_openvino_int8": round(median["tc3d"] / median["openvino int8"], 3),
+        "ratio_vs_openvino": round(median["tc3d"] / median["openvino"], 3),
         "ratio_vs_eager_fp32": round(median["tc3d"] / median["eager fp32"], 3),
     }  # fmt: skip
     print(json.dumps(result, indent=1))

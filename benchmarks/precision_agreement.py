@@ -49,7 +49,8 @@ def main() -> None:
         loaded = load_model_file(args.model)
         precision, _, runtime = name.partition("@")
         if runtime:
-            engine = Engine(loaded.model, resolve_device("cpu"), precision, runtime=runtime)
+            engine = Engine(loaded.model, resolve_device("cpu"), precision, runtime=runtime,
+                            clip_shape=loaded.clip.clip_shape)  # fmt: skip
         else:
             engine = make_engine(loaded, resolve_device("cpu"), precision)
         start = time.perf_counter()

@@ -15,10 +15,12 @@ import pytest
 import torch
 from conftest import indexed_video, random_checkpoint
 
+import tc3d
 from tc3d.device import resolve_device
 from tc3d.infer import openvino_runtime
 from tc3d.infer.calibration import make_engine
 from tc3d.infer.engine import Engine, EngineError
+from tc3d.infer.openvino_runtime import SUSTAINED_VIDEOS
 from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.models.res3d import res3d18
 
@@ -119,17 +121,31 @@ def test_a_damaged_cache_entry_is_converted_again_and_the_cache_is_bounded(cache
     assert not old[0].exists() and not old[0].with_suffix(".bin").exists()
 
 
-def test_fp32_without_openvino_runs_on_pytorch(tmp_path):
-    """The fallback the help promises: without the int8 extra, fp32 is PyTorch eager."""
+def test_a_one_off_call_runs_on_pytorch_and_sustained_work_on_openvino(tmp_path, cache):
+    model = tc3d.load_model(random_checkpoint(tmp_path / "m.pt", ["a", "b"]), "cpu")
+    assert model.engine(videos=1).runtime == "torch" and not _converted(cache)
+    assert model.engine(videos=SUSTAINED_VIDEOS).runtime == "openvino"  # remade, converted
+    assert len(_converted(cache)) == 1
+    assert model.engine(videos=1).runtime == "openvino"  # what is made is kept
+    assert tc3d.load_model(model.source, "cpu").engine().runtime == "openvino"  # a stream
+
+
+def test_predict_converts_only_when_asked_and_runs_without_openvino(tmp_path):
+    """A one-off ``predict`` never waits for a conversion; ``TC3D_FP32_RUNTIME=openvino`` asks
+    for one; without OpenVINO (the int8 extra) fp32 runs on PyTorch, as the help says."""
     video = indexed_video(tmp_path / "v.avi", 30)
     hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
     run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
-    for hidden, converted in ((True, 0), (False, 1)):
-        cache = tmp_path / f"cache-{hidden}"
+    for hidden, wanted, converted in (
+        (False, "", 0), (False, "openvino", 1), (True, "openvino", 0)
+    ):  # fmt: skip
+        cache = tmp_path / f"cache-{hidden}-{wanted}"
         out = subprocess.run(
             [sys.executable, "-c", (hide if hidden else "import sys; ") + run, "predict",
              "--model", "motion", str(video), "--json"],
-            capture_output=True, text=True, env={**os.environ, "TC3D_CACHE": str(cache)},
+            capture_output=True, text=True,
+            env={**os.environ, "TC3D_CACHE": str(cache), openvino_runtime.RUNTIME_ENV: wanted},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-2000:]
         assert len(list(cache.glob("openvino/fp32-*.xml"))) == converted
+        assert ("OpenVINO is not installed" in out.stderr) == hidden

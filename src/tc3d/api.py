@@ -28,6 +28,7 @@ from tc3d.infer.calibration import make_engine
 from tc3d.infer.engine import Engine, VideoResult
 from tc3d.infer.evaluate import check_classes, evaluate, prediction, score_videos
 from tc3d.infer.features import Features, extract_features
+from tc3d.infer.openvino_runtime import fp32_runtime
 from tc3d.modelfile.checkpoint import LoadedModel, load_model_file
 from tc3d.progress import Progress
 from tc3d.video.decode import OpenVideo, VideoReadError
@@ -57,11 +58,20 @@ class Model:
     def source(self) -> Path:
         return self.loaded.source
 
-    def engine(self, calibration_fallback: Sequence[str | Path] = ()) -> Engine:
-        """The inference engine, made on first use (int8 calibrates then)."""
-        if self._engine is None:
+    def engine(
+        self, calibration_fallback: Sequence[str | Path] = (), videos: int | None = None
+    ) -> Engine:
+        """The inference engine for ``videos`` videos (None: a stream or a server), made on
+        first use (int8 calibrates then). An fp32 engine made for a few videos on PyTorch is
+        remade on OpenVINO when sustained work comes
+        (:func:`~tc3d.infer.openvino_runtime.fp32_runtime`)."""
+        engine = self._engine
+        if engine is None or (
+            self.precision == "fp32"
+            and engine.runtime != fp32_runtime(self.device, videos) == "openvino"
+        ):
             self._engine = make_engine(
-                self.loaded, self.device, self.precision, calibration_fallback
+                self.loaded, self.device, self.precision, calibration_fallback, videos=videos
             )
         return self._engine
 
@@ -76,7 +86,7 @@ class Model:
         if self.loaded.anomaly_scorer is not None:
             total = len(sources)
             return [self._anomaly_result(i, v, progress, total) for i, v in enumerate(sources)]
-        engine = self.engine([str(v) for v in videos])
+        engine = self.engine([str(v) for v in videos], videos=len(videos))
         return score_videos(engine, sources, self.clip, None, self.batch_size, 1, progress)
 
     def _anomaly_result(
@@ -125,7 +135,9 @@ class Model:
 
         data_split = load_dataset(data, format, split, splits)
         check_classes(self.classes, data_split.classes)
-        engine = self.engine([str(i.path) for i in data_split.train[::7]])
+        engine = self.engine(
+            [str(i.path) for i in data_split.train[::7]], videos=len(data_split.test)
+        )
         if progress:
             progress(0, len(data_split.test))
         result = evaluate(
@@ -172,7 +184,8 @@ class Model:
         """What :meth:`features` returns, as the :class:`~tc3d.infer.features.Features` that
         ``tc3d features`` and ``similarity`` save and compare (failures as ``{path, error}``)."""
         paths = [Path(v) for v in videos]
-        return extract_features(self.engine(paths), self.clip, paths, layers, names, progress)
+        engine = self.engine(paths, videos=len(paths))
+        return extract_features(engine, self.clip, paths, layers, names, progress)
 
 
 def load_model(

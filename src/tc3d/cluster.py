@@ -83,6 +83,7 @@ class WorkerSpec:
     options: dict = field(default_factory=dict)
     calibration: list[str] = field(default_factory=list)  # int8: the videos a local run uses
     cpus: float = 1.0
+    videos: int | None = None  # in the whole job: fp32 picks its runtime as a local run does
 
 
 class TC3DWorker:
@@ -99,7 +100,8 @@ class TC3DWorker:
 
         torch.set_num_threads(max(1, int(spec.cpus)))
         self.model = tc3d.load_model(spec.model, **spec.options)
-        self.model.engine(spec.calibration)  # int8 calibrates here, once per process
+        # int8 calibrates here, once per process
+        self.model.engine(spec.calibration, videos=spec.videos)
 
     def ready(self) -> int:
         return os.getpid()
@@ -330,7 +332,7 @@ def tag_on_ray(
     job = TagJob(root, out, top_k, retry_failed)
     todo = [str(p) for p in job.todo]
     calibration = todo[:CALIBRATION] if options.get("precision") == "int8" else []
-    spec = WorkerSpec(model, options, calibration, cpus_per_worker)
+    spec = WorkerSpec(model, options, calibration, cpus_per_worker, len(job.videos))
 
     def done(ids: list[int], results: list[dict]) -> None:
         job.record_predictions([job.todo[i] for i in ids], results)
@@ -366,7 +368,7 @@ def features_on_ray(
     given = [str(p) for p in paths]  # as a local run reports them
     paths = [str(Path(p).resolve()) for p in paths]  # as the workers read them
     calibration = paths[:CALIBRATION] if options.get("precision") == "int8" else []
-    spec = WorkerSpec(model, options, calibration, cpus_per_worker)
+    spec = WorkerSpec(model, options, calibration, cpus_per_worker, len(paths))
     rows: dict[int, dict[str, np.ndarray]] = {}
     errors: dict[int, str] = {}
 

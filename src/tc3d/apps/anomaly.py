@@ -106,7 +106,7 @@ def frame_scores(
     if model.loaded.anomaly_scorer is not None:
         scorer = LocalScorer.from_dict(model.loaded.anomaly_scorer)
         return scorer.frame_scores(scorer.read(video))
-    loaded, engine = model.loaded, model.engine([str(video)])
+    loaded, engine = model.loaded, model.engine([str(video)], videos=1)
     span = loaded.clip.sampling.span
     stride = stride or max(1, span // 2)
     starts, probs = [], []
@@ -269,7 +269,7 @@ def _fused(model: Model, binary, scored: list[VideoScores]) -> np.ndarray:
     """Each scored test video's anomaly probability as the T-C3D classifier was trained to give
     it: S segment clips, fused (int8 calibrates, when needed, on the data set's videos)."""
     loaded = model.loaded
-    engine = model.engine([it.path for it in binary.train or binary.test])
+    engine = model.engine([it.path for it in binary.train or binary.test], videos=len(binary.test))
     items = [it for it in binary.test if any(it.path == v.path for v in scored)]
     fused = score_items(loaded.model, items, replace(loaded.clip, protocol="sclips"),
                         model.device, model.precision, engine=engine)  # fmt: skip

@@ -156,7 +156,7 @@ def cam_video(
         idx = eval_indices(v.info.num_frames, spec.sampling, spec.protocol)  # (n, k)
         n, k = idx.shape
         clips = read_clips(v, idx, spec)[0]  # (n, 3, k, h, w)
-        probs, cams = clip_cams(loaded, clips, model.engine([str(v)]))
+        probs, cams = clip_cams(loaded, clips, model.engine([str(v)], videos=1))
         # Display: the same centre crop taken from the full-resolution frames.
         full = read_frames(v, idx.reshape(-1), max(size, spec.short_side))
     label = loaded.classes[int(probs.argmax())]

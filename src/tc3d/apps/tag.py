@@ -193,7 +193,7 @@ def tag_folder(
     job = TagJob(root, out, top_k, retry_failed)
     todo = job.todo
     if todo:
-        model.engine(todo)
+        model.engine(todo, videos=len(job.videos))  # the whole job's runtime, resumed or not
     if progress:
         progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):

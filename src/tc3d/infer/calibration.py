@@ -197,13 +197,15 @@ def make_engine(
     precision: str = "fp32",
     fallback_videos: Sequence[str | Path] = (),
     calibration: Calibration | None = None,
+    videos: int | None = None,
 ) -> Engine:
-    """The engine for a loaded model. fp32 runs where it is fastest on ``device``
+    """The engine for a loaded model, for ``videos`` videos (None: a stream or a server). fp32
+    runs where that work is fastest on ``device``
     (:func:`~tc3d.infer.openvino_runtime.fp32_runtime`). int8 uses the calibration stored with
     the model, made and stored at this first int8 use when there is none (on its training
     videos when reachable, else on ``fallback_videos``, with a warning)."""
     if precision == "fp32":
-        runtime = fp32_runtime(device)
+        runtime = fp32_runtime(device, videos)
         return Engine(loaded.model, device, precision, runtime=runtime,
                       clip_shape=loaded.clip.clip_shape)  # fmt: skip
     if precision != "int8":

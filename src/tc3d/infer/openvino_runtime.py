@@ -1,7 +1,8 @@
 """The OpenVINO CPU runtime under tc3d's engine: conversion, compilation and the model cache.
 
 int8 runs here (NNCF quantises the converted model, :mod:`tc3d.infer.quantize`), and so does
-fp32 on a CPU when OpenVINO is installed: measured on the same clips
+sustained fp32 work on a CPU when OpenVINO is installed (:func:`fp32_runtime`): measured on
+the same clips
 (``benchmarks/cpu_backends.py``, docs/BENCHMARKS.md), OpenVINO's fp32 Res3D-18 runs 1.2-1.5×
 faster than PyTorch eager with channels-last, and its scores differ from PyTorch's by about
 1e-6. Training and its validation stay on PyTorch (the weights change every step), and so do
@@ -40,6 +41,7 @@ from tc3d.modelfile.calibration import cache_dir
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "openvino")
+SUSTAINED_VIDEOS = 32  # from this many videos on, converting (once) or loading pays back
 CACHE_ENTRIES = 24  # converted models kept per kind; the least recently used go first
 RUNTIME_ENV = "TC3D_FP32_RUNTIME"  # "torch" keeps fp32 on PyTorch eager where OpenVINO is there
 
@@ -53,16 +55,29 @@ def openvino_version() -> str | None:
     return openvino.__version__.split("-")[0]
 
 
-def fp32_runtime(device: torch.device) -> str:
-    """Where fp32 inference runs on ``device``: OpenVINO on a CPU where it is installed (it
-    is faster there), PyTorch otherwise or when ``$TC3D_FP32_RUNTIME`` says ``torch``."""
+def fp32_runtime(device: torch.device, videos: int | None = None) -> str:
+    """Where fp32 inference of ``videos`` videos (None: a stream or a server, with no end) runs
+    on ``device``.
+
+    OpenVINO on a CPU where it is installed, for sustained work: it runs the model 1.2-1.5×
+    faster, but loading it costs about 0.3 s and converting a new model 2-6 s, which a call on
+    a few videos would not win back; such a call runs on PyTorch. ``$TC3D_FP32_RUNTIME``
+    (``torch`` or ``openvino``) decides instead where it is set.
+    """
     wanted = os.environ.get(RUNTIME_ENV, "").strip().lower()
     if wanted and wanted not in RUNTIMES:
         log.warning("$%s=%s is neither of %s; ignored", RUNTIME_ENV, wanted, RUNTIMES)
         wanted = ""
-    if device.type != "cpu" or wanted == "torch" or openvino_version() is None:
+    if device.type != "cpu" or wanted == "torch":
         return "torch"
-    return "openvino"
+    if openvino_version() is None:
+        if wanted:
+            log.warning("$%s=openvino, but OpenVINO is not installed: fp32 runs on PyTorch "
+                        "(pip install 'tc3d[int8]')", RUNTIME_ENV)  # fmt: skip
+        return "torch"
+    if wanted or videos is None or videos >= SUSTAINED_VIDEOS:
+        return "openvino"
+    return "torch"
 
 
 class _MapsAndScores(nn.Module):
