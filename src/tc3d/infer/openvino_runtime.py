@@ -70,14 +70,14 @@ def fp32_runtime(device: torch.device, videos: int | None = None) -> str:
         wanted = ""
     if device.type != "cpu" or wanted == "torch":
         return "torch"
+    if not wanted and videos is not None and videos < SUSTAINED_VIDEOS:
+        return "torch"  # decided without importing OpenVINO (0.1 s)
     if openvino_version() is None:
         if wanted:
             log.warning("$%s=openvino, but OpenVINO is not installed: fp32 runs on PyTorch "
                         "(pip install 'tc3d[int8]')", RUNTIME_ENV)  # fmt: skip
         return "torch"
-    if wanted or videos is None or videos >= SUSTAINED_VIDEOS:
-        return "openvino"
-    return "torch"
+    return "openvino"
 
 
 class _MapsAndScores(nn.Module):
