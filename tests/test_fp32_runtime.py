@@ -52,7 +52,7 @@ def test_fp32_on_openvino_scores_videos_as_pytorch_does_and_converts_once(tmp_pa
     with caplog.at_level(logging.INFO, logger="tc3d.infer.openvino_runtime"):
         engine = make_engine(loaded, CPU, "fp32")
     assert engine.runtime == "openvino"
-    assert len(_converted(cache)) == 1 and "converted for OpenVINO" in caplog.text
+    assert len(_converted(cache)) == 1 and "converting the model for OpenVINO" in caplog.text
     eager = Engine(load_model_file(checkpoint).model, CPU, "fp32", runtime="torch")
     fast, reference = _probs(engine, videos, loaded.clip), _probs(eager, videos, loaded.clip)
     for a, b in zip(fast, reference, strict=True):
@@ -63,7 +63,7 @@ def test_fp32_on_openvino_scores_videos_as_pytorch_does_and_converts_once(tmp_pa
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tc3d.infer.openvino_runtime"):
         again = make_engine(load_model_file(checkpoint), CPU, "fp32")
-    assert "converted" not in caplog.text and len(_converted(cache)) == 1
+    assert "converting" not in caplog.text and len(_converted(cache)) == 1
     for a, b in zip(_probs(again, videos, loaded.clip), fast, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -148,4 +148,5 @@ def test_predict_converts_only_when_asked_and_runs_without_openvino(tmp_path):
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-2000:]
         assert len(list(cache.glob("openvino/fp32-*.xml"))) == converted
+        assert ("converting the model for OpenVINO" in out.stderr) == bool(converted)
         assert ("OpenVINO is not installed" in out.stderr) == hidden

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("fvcore").setLevel(logging.ERROR)
+    if not args.debug:  # say why the first fp32 run of a model pauses for seconds
+        logging.getLogger("tc3d.infer.openvino_runtime").setLevel(logging.INFO)
     try:
         result = args.func(args)
     except UsageError as e:

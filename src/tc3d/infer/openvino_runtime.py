@@ -211,11 +211,12 @@ def fp32_backbone(backbone: nn.Module, example: torch.Tensor) -> OpenVinoBackbon
     path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
     model = read_cached(path)
     if model is None:
+        log.info("fp32: converting the model for OpenVINO (once per model and clip shape on "
+                 "this machine, a few seconds)")  # fmt: skip
         start = time.perf_counter()
         model = convert(backbone, example)
         write_cached(path, model)
-        log.info("fp32: converted for OpenVINO in %.1f s (kept in %s)",
-                 time.perf_counter() - start, path.parent)  # fmt: skip
+        log.debug("fp32: converted in %.1f s, kept in %s", time.perf_counter() - start, path.parent)
     return OpenVinoBackbone(compile_for_cpu(model))
 
 
