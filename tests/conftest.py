@@ -227,6 +227,13 @@ def tc3d_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tc3d", *args]
 
 
+def tc3d_without_openvino(*args: str) -> list[str]:
+    """``tc3d ARGS`` as it runs where the int8 extra (OpenVINO, NNCF) is not installed."""
+    hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
+    run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", hide + run, *args]
+
+
 def run_cli(
     *args: str,
     expect: int = 0,

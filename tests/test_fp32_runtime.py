@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import indexed_video, random_checkpoint
+from conftest import indexed_video, random_checkpoint, tc3d_command, tc3d_without_openvino
 
 import tc3d
 from tc3d.device import resolve_device
@@ -134,15 +133,13 @@ def test_predict_converts_only_when_asked_and_runs_without_openvino(tmp_path):
     """A one-off ``predict`` never waits for a conversion; ``TC3D_FP32_RUNTIME=openvino`` asks
     for one; without OpenVINO (the int8 extra) fp32 runs on PyTorch, as the help says."""
     video = indexed_video(tmp_path / "v.avi", 30)
-    hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
-    run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
     for hidden, wanted, converted in (
         (False, "", 0), (False, "openvino", 1), (True, "openvino", 0)
     ):  # fmt: skip
         cache = tmp_path / f"cache-{hidden}-{wanted}"
+        args = ("predict", "--model", "motion", str(video), "--json")
         out = subprocess.run(
-            [sys.executable, "-c", (hide if hidden else "import sys; ") + run, "predict",
-             "--model", "motion", str(video), "--json"],
+            tc3d_without_openvino(*args) if hidden else tc3d_command(*args),
             capture_output=True, text=True,
             env={**os.environ, "TC3D_CACHE": str(cache), openvino_runtime.RUNTIME_ENV: wanted},
         )  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import indexed_video, random_checkpoint
+from conftest import indexed_video, random_checkpoint, tc3d_without_openvino
 
 from tc3d.cli import main
 from tc3d.device import resolve_device
@@ -243,15 +243,12 @@ def test_a_checkpoint_rewritten_during_calibration_is_not_overwritten(tmp_path, 
 def test_int8_without_openvino_stops_in_one_line_and_fp32_still_runs(tmp_path):
     """The fallback the help promises: a hint for int8, fp32 unaffected."""
     import subprocess
-    import sys
 
     video = indexed_video(tmp_path / "v.avi", 30)
-    hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
-    run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
     for precision, code in (("int8", 1), ("fp32", 0)):
         out = subprocess.run(
-            [sys.executable, "-c", hide + run, "predict", "--model", "motion", "--precision",
-             precision, str(video), "--json"],
+            tc3d_without_openvino("predict", "--model", "motion", "--precision", precision,
+                                  str(video), "--json"),
             capture_output=True, text=True, env={**os.environ, "TC3D_CACHE": str(tmp_path)},
         )  # fmt: skip
         assert out.returncode == code, out.stderr[-2000:]
@@ -264,15 +261,12 @@ def test_int8_without_openvino_stops_in_one_line_and_fp32_still_runs(tmp_path):
 def test_compress_without_openvino_writes_a_file_without_calibration(tmp_path):
     """int8 is an extra: compression works without it and says what the file lacks."""
     import subprocess
-    import sys
 
     checkpoint = random_checkpoint(tmp_path / "m.pt", ["a", "b"], segments=2, frames=4, crop=32)
     out = tmp_path / "m.tc3d"
-    hide = "import sys; sys.modules['openvino'] = None; sys.modules['nncf'] = None; "
-    run = "from tc3d.cli import main; raise SystemExit(main(sys.argv[1:]))"
     done = subprocess.run(
-        [sys.executable, "-c", hide + run, "compress", "--model", str(checkpoint), "--out",
-         str(out), "--json"],
+        tc3d_without_openvino("compress", "--model", str(checkpoint), "--out", str(out),
+                              "--json"),
         capture_output=True, text=True, env={**os.environ, "TC3D_CACHE": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

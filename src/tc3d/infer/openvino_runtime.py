@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -205,19 +206,29 @@ def _prune(folder: Path, kind: str, keep: int = CACHE_ENTRIES) -> None:
             p.unlink(missing_ok=True)
 
 
+def compiled_from_cache(path: Path, build: Callable[[], object]) -> OpenVinoBackbone:
+    """The model cached at ``path``, else ``build()`` and cache it; compiled for this CPU."""
+    model = read_cached(path)
+    if model is None:
+        model = build()
+        write_cached(path, model)
+    return OpenVinoBackbone(compile_for_cpu(model))
+
+
 def fp32_backbone(backbone: nn.Module, example: torch.Tensor) -> OpenVinoBackbone:
     """``backbone`` at fp32 on OpenVINO for clips shaped like ``example``: read from the cache,
     or converted (seconds, once per model and clip shape on a machine) and cached."""
-    path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
-    model = read_cached(path)
-    if model is None:
+
+    def build():
         log.info("fp32: converting the model for OpenVINO (once per model and clip shape on "
                  "this machine, a few seconds)")  # fmt: skip
         start = time.perf_counter()
         model = convert(backbone, example)
-        write_cached(path, model)
-        log.debug("fp32: converted in %.1f s, kept in %s", time.perf_counter() - start, path.parent)
-    return OpenVinoBackbone(compile_for_cpu(model))
+        log.debug("fp32: converted in %.1f s", time.perf_counter() - start)
+        return model
+
+    path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
+    return compiled_from_cache(path, build)
 
 
 class Fp32OnOpenVino:

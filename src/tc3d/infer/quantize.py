@@ -43,9 +43,9 @@ from tc3d.infer.int8_graph import (
 from tc3d.infer.openvino_runtime import (
     OpenVinoBackbone,
     cache_path,
-    compile_for_cpu,
+    compiled_from_cache,
     convert,
-    read_cached,
+    openvino_version,
     write_cached,
 )
 from tc3d.models.tc3d import TC3D
@@ -64,13 +64,14 @@ def backend_versions() -> dict:
 
     NNCF is only looked up here (importing it takes about a second): it is imported when a
     model is quantised, not when a cached int8 model is read back."""
+    openvino = openvino_version()
     try:
-        import openvino
-
         nncf = importlib.metadata.version("nncf")
-    except (ImportError, importlib.metadata.PackageNotFoundError):
-        raise CalibrationError(f"--precision int8 needs OpenVINO: {INSTALL_HINT}") from None
-    return {"openvino": openvino.__version__.split("-")[0], "nncf": nncf}
+    except importlib.metadata.PackageNotFoundError:
+        openvino = None
+    if openvino is None:
+        raise CalibrationError(f"--precision int8 needs OpenVINO: {INSTALL_HINT}")
+    return {"openvino": openvino, "nncf": nncf}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,11 +129,7 @@ def quantize_backbone(backbone: nn.Module, ranges: dict, example: torch.Tensor):
     cache (``openvino/`` in :func:`~tc3d.modelfile.calibration.cache_dir`), so a later run
     of the same model reads it back and compiles in a fraction of a second."""
     path = _cache_path(backbone, ranges, example, backend_versions())
-    quantized = read_cached(path)
-    if quantized is None:
-        quantized = _build(backbone, ranges, example)
-        write_cached(path, quantized)
-    return OpenVinoBackbone(compile_for_cpu(quantized))
+    return compiled_from_cache(path, lambda: _build(backbone, ranges, example))
 
 
 # ---------------------------------------------------------------------------------------------
