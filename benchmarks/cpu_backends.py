@@ -2,15 +2,17 @@
 
 One Res3D-18 backbone (full width by default), the same clips for every backend, in one run:
 
-* ``torch``: PyTorch eager, fp32, channels-last (tc3d's fp32 path without OpenVINO);
-* ``tc3d``: tc3d's own fp32 and int8 paths, both on OpenVINO (``tc3d.infer.openvino_runtime``
+* ``torch``: PyTorch eager, channels-last: fp32 (tc3d's fp32 path without OpenVINO) and bf16
+  under autocast;
+* ``tc3d``: tc3d's own fp32, bf16 and int8 paths, on OpenVINO (``tc3d.infer.openvino_runtime``
   and ``tc3d.infer.quantize``), model only;
 * ``torch-fx``: ``torch.ao.quantization`` FX graph mode int8 (tc3d's int8 until now; being
   deleted from PyTorch), when this torch still has it;
 * ``torchao``: torchao's PT2E flow (``X86InductorQuantizer``) lowered by ``torch.compile``;
-* ``openvino``: OpenVINO's CPU plugin at fp32, and int8 quantised by NNCF with its defaults,
-  each run the way OpenVINO's documentation shows (``compile_model`` with a latency or a
-  throughput hint; the better one is reported);
+* ``openvino``: OpenVINO's CPU plugin, each row converted and compiled the way OpenVINO's
+  documentation shows: ``openvino fp32`` with ``compile_model``'s defaults (which compute in
+  bf16 on CPUs with bf16 instructions), ``openvino fp32 f32`` and ``openvino bf16`` with that
+  inference precision asked for, and int8 quantised by NNCF with its defaults;
 * ``onnxruntime``: the ONNX export at fp32 and onnxruntime's static QDQ int8.
 
 For each: clips/s on batches of ``--batch`` clips (median and range over ``--rounds`` rounds,
@@ -107,6 +109,19 @@ def torch_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> 
     return run
 
 
+def torch_bf16(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    """PyTorch eager under bf16 autocast, channels-last (tc3d's bf16 where OpenVINO is not
+    installed or the CPU has no bf16 instructions)."""
+    net = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last_3d)
+            return net(t).float().numpy()
+
+    return run
+
+
 def torch_fx_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -153,7 +168,12 @@ def torchao_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -
     return run
 
 
-def _openvino(model: nn.Module, example: torch.Tensor, calib: torch.Tensor | None) -> Runner:
+def _openvino(
+    model: nn.Module, example: torch.Tensor, calib: torch.Tensor | None, precision: str = ""
+) -> Runner:
+    """Converted and compiled as OpenVINO's documentation shows. With ``precision`` ("f32",
+    "bf16") the inference precision is set as its documentation shows for that; without it,
+    OpenVINO chooses, which is bf16 on CPUs with bf16 instructions."""
     import openvino as ov
 
     ov_model = ov.convert_model(copy.deepcopy(model), example_input=example)
@@ -162,7 +182,8 @@ def _openvino(model: nn.Module, example: torch.Tensor, calib: torch.Tensor | Non
 
         dataset = nncf.Dataset([b.numpy() for b in calib.split(1)])
         ov_model = nncf.quantize(ov_model, dataset, subset_size=len(calib))
-    compiled = ov.Core().compile_model(ov_model, "CPU")  # as OpenVINO's documentation shows
+    config = {"INFERENCE_PRECISION_HINT": precision} if precision else {}
+    compiled = ov.Core().compile_model(ov_model, "CPU", config)
     request = compiled.create_infer_request()
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -173,6 +194,14 @@ def _openvino(model: nn.Module, example: torch.Tensor, calib: torch.Tensor | Non
 
 def openvino_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
     return _openvino(model, example, None)
+
+
+def openvino_f32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    return _openvino(model, example, None, "f32")
+
+
+def openvino_bf16(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    return _openvino(model, example, None, "bf16")
 
 
 def openvino_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
@@ -197,7 +226,7 @@ def tc3d_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> R
     with tempfile.TemporaryDirectory(prefix="tc3d-cache-") as cache:
         os.environ["TC3D_CACHE"] = cache
         try:
-            net = openvino_runtime.fp32_backbone(model, example[:1])
+            net = openvino_runtime.float_backbone(model, example[:1])
         finally:
             os.environ.pop("TC3D_CACHE")
             if before is not None:
@@ -262,11 +291,14 @@ def onnxruntime_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tenso
 BACKENDS: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     # name: (builder, precision, distributions it needs beyond torch)
     "torch fp32": (torch_fp32, "fp32", ()),
+    "torch bf16": (torch_bf16, "bf16", ()),
     "torch-fx int8": (torch_fx_int8, "int8", ()),
     "torchao int8": (torchao_int8, "int8", ("torchao",)),
     "tc3d fp32": (tc3d_fp32, "fp32", ("openvino", "openvino-telemetry")),
     "tc3d int8": (tc3d_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "openvino fp32": (openvino_fp32, "fp32", ("openvino", "openvino-telemetry")),
+    "openvino fp32 f32": (openvino_f32, "fp32", ("openvino", "openvino-telemetry")),
+    "openvino bf16": (openvino_bf16, "bf16", ("openvino", "openvino-telemetry")),
     "openvino int8": (openvino_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "onnxruntime fp32": (onnxruntime_fp32, "fp32", ("onnxruntime", "onnx", "onnxscript")),
     "onnxruntime int8": (onnxruntime_int8, "int8", ("onnxruntime", "onnx", "onnxscript")),

@@ -8,17 +8,19 @@ makes it), S=3 centre clips of 8 frames at 112×112:
 * ``openvino``: the conventional pipeline as a user builds it on OpenVINO: decode every
   frame of the file with PyAV, take the same clips and crops (tc3d's own transforms, so only
   the reading and the runtime differ), and run the S clips of each video through an OpenVINO
-  model (at ``--precision int8``: quantised by NNCF with its defaults; at ``fp32``: as
-  converted) compiled with OpenVINO's defaults, the way their documentation shows; scores
-  averaged over the clips;
+  model (at ``--precision int8``: quantised by NNCF with its defaults; at ``fp32`` and
+  ``bf16``: as converted) compiled the way their documentation shows: with OpenVINO's
+  defaults, or with ``--openvino-precision`` as its inference precision (OpenVINO's defaults
+  compute an fp32 model in bf16 on CPUs with bf16 instructions); scores averaged over the
+  clips;
 * ``eager fp32``: ``tc3d bench --baseline``'s conventional pipeline (every frame decoded, the
   fp32 PyTorch model, one clip at a time).
 
 Rounds alternate the three, so load from elsewhere on the machine falls on each alike; medians
 and ranges of frames per second, and the ratios of the medians, are printed and written as JSON.
 
-    python benchmarks/pipeline_vs_openvino.py [--precision int8|fp32] [--videos 20] [--rounds 3]
-        [--json OUT]
+    python benchmarks/pipeline_vs_openvino.py [--precision int8|fp32|bf16] [--videos 20]
+        [--rounds 3] [--openvino-precision f32|bf16] [--json OUT]
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ from tc3d.infer.engine import Engine
 from tc3d.video.decode import VideoReadError
 
 
-def openvino_model(backbone: torch.nn.Module, calibration: list[np.ndarray], precision: str):
+def openvino_model(
+    backbone: torch.nn.Module, calibration: list[np.ndarray], precision: str, hint: str = ""
+):
     """The backbone converted by OpenVINO (int8: quantised with NNCF's defaults), compiled
-    with OpenVINO's defaults."""
+    with OpenVINO's defaults, or with ``hint`` ("f32", "bf16") as its inference precision."""
     import openvino as ov
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -63,7 +67,8 @@ def openvino_model(backbone: torch.nn.Module, calibration: list[np.ndarray], pre
 
             dataset = nncf.Dataset(calibration)
             model = nncf.quantize(model, dataset, subset_size=len(calibration))
-    return ov.Core().compile_model(model, "CPU")
+    config = {"INFERENCE_PRECISION_HINT": hint} if hint else {}
+    return ov.Core().compile_model(model, "CPU", config)
 
 
 def openvino_pass(compiled, paths, spec) -> tuple[dict[int, np.ndarray], int, float]:
@@ -87,8 +92,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", type=int, default=20, help="synthetic 7 s videos, as tc3d bench")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--precision", default="int8", choices=("int8", "fp32"),
+    p.add_argument("--precision", default="int8", choices=("int8", "fp32", "bf16"),
                    help="tc3d's precision, and the OpenVINO pipeline's")  # fmt: skip
+    p.add_argument("--openvino-precision", default="", choices=("", "f32", "bf16"),
+                   help="the OpenVINO pipeline's inference precision (default: its own "
+                   "choice, bf16 on CPUs with bf16 instructions)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="tc3d's reader threads")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
@@ -102,7 +110,9 @@ def main() -> None:
     engine = model.engine()
     fp32 = Engine(model.loaded.model, model.device, "fp32", runtime="torch")
     calibration = [_conventional_clips(p, spec)[0].flatten(0, 1).numpy() for p in paths[:8]]
-    compiled = openvino_model(model.loaded.model.backbones[0], calibration, args.precision)
+    compiled = openvino_model(
+        model.loaded.model.backbones[0], calibration, args.precision, args.openvino_precision
+    )
 
     passes = {
         "tc3d": lambda: _fps_tc3d(engine, paths, spec, cfg),
@@ -121,6 +131,7 @@ def main() -> None:
     median = {name: statistics.median(v) for name, v in fps.items()}
     result = {
         "machine": info, "videos": len(paths), "precision": args.precision,
+        "runtime": engine.runtime, "openvino_precision": args.openvino_precision or "default",
         "workers": args.workers, "rounds": args.rounds,
         "fps": {n: [round(x, 1) for x in v] for n, v in fps.items()},
         "fps_median": {n: round(v, 1) for n, v in median.items()},

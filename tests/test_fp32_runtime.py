@@ -1,5 +1,6 @@
-"""fp32 on OpenVINO: the same scores as PyTorch, converted once per model and clip shape,
-PyTorch where OpenVINO is absent or the user asks for it."""
+"""fp32 and bf16 on OpenVINO: the same scores as PyTorch (bf16: within bf16's rounding),
+converted once per model and clip shape, PyTorch where OpenVINO is absent, where the CPU has no
+bf16 instructions (bf16), or where the user asks for it."""
 
 from __future__ import annotations
 
@@ -83,26 +84,57 @@ def test_the_environment_keeps_fp32_on_pytorch(tmp_path, cache, monkeypatch, cap
     assert not _converted(cache)
     monkeypatch.setenv(openvino_runtime.RUNTIME_ENV, "tensorflow")
     with caplog.at_level(logging.WARNING):
-        assert openvino_runtime.fp32_runtime(CPU) == "openvino"
+        assert openvino_runtime.float_runtime(CPU) == "openvino"
     assert "TC3D_FP32_RUNTIME=tensorflow" in caplog.text
+
+
+def test_bf16_stays_on_pytorch_where_the_cpu_has_no_bf16_instructions(
+    tmp_path, monkeypatch, caplog
+):
+    """OpenVINO would compute a bf16 request in fp32 there: not what --precision bf16 asks."""
+    monkeypatch.setattr(openvino_runtime, "native_bf16", lambda: False)
+    checkpoint = random_checkpoint(tmp_path / "m.pt", ["a", "b"])
     assert make_engine(load_model_file(checkpoint), CPU, "bf16").runtime == "torch"
-
-
-def test_openvino_runs_fp32_and_int8_on_the_cpu_only(tmp_path):
-    model = load_model_file(random_checkpoint(tmp_path / "m.pt", ["a", "b"])).model
-    with pytest.raises(EngineError, match="fp32 and int8 on the CPU"):
-        Engine(model, CPU, "bf16", runtime="openvino")
+    assert make_engine(load_model_file(checkpoint), CPU, "fp32").runtime == "openvino"
+    with pytest.raises(EngineError, match="bf16 instructions"):
+        Engine(load_model_file(checkpoint).model, CPU, "bf16", runtime="openvino")
     with pytest.raises(EngineError, match="runtime must be one of"):
-        Engine(model, CPU, "fp32", runtime="onnx")
+        Engine(load_model_file(checkpoint).model, CPU, "fp32", runtime="onnx")
+    monkeypatch.setenv(openvino_runtime.RUNTIME_ENV, "openvino")
+    with caplog.at_level(logging.WARNING):
+        assert openvino_runtime.float_runtime(CPU, None, "bf16") == "torch"
+    assert "no bf16 instructions" in caplog.text
+
+
+@pytest.mark.skipif(
+    openvino_runtime.openvino_version() is None or not openvino_runtime.native_bf16(),
+    reason="this CPU has no bf16 instructions (AVX-512 BF16 or AMX)",
+)
+def test_bf16_on_openvino_computes_in_bf16_from_the_fp32_conversion(tmp_path, cache):
+    checkpoint = random_checkpoint(tmp_path / "m.pt", ["a", "b", "c"], segments=2, crop=32)
+    videos = [indexed_video(tmp_path / f"v{i}.avi", 24 + 8 * i) for i in range(3)]
+    loaded = load_model_file(checkpoint)
+    fp32 = make_engine(loaded, CPU, "fp32")
+    bf16 = make_engine(load_model_file(checkpoint), CPU, "bf16")
+    assert (fp32.runtime, bf16.runtime) == ("openvino", "openvino")
+    assert len(_converted(cache)) == 1  # one conversion, compiled at two precisions
+    clips = torch.randn(4, 3, 4, 32, 32)
+    exact, rounded = fp32.clip_scores(clips), bf16.clip_scores(clips)
+    difference = (exact - rounded).abs().max().item()
+    assert 1e-4 < difference < 0.05 * exact.abs().max().item()  # bf16, not fp32 in disguise
+    for a, b in zip(
+        _probs(bf16, videos, loaded.clip), _probs(fp32, videos, loaded.clip), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=0.02)
 
 
 def test_a_damaged_cache_entry_is_converted_again_and_the_cache_is_bounded(cache):
     backbone = res3d18(num_classes=3, width=0.25).eval()
     clips = torch.randn(2, 3, 4, 32, 32)
-    first = openvino_runtime.fp32_backbone(backbone, clips)(clips)
+    first = openvino_runtime.float_backbone(backbone, clips)(clips)
     (xml,) = _converted(cache)
     xml.write_text("<net>not a model")
-    again = openvino_runtime.fp32_backbone(backbone, clips)(clips)
+    again = openvino_runtime.float_backbone(backbone, clips)(clips)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert xml.read_text().startswith("<?xml")
 

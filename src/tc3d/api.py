@@ -28,7 +28,7 @@ from tc3d.infer.calibration import make_engine
 from tc3d.infer.engine import Engine, VideoResult
 from tc3d.infer.evaluate import check_classes, evaluate, prediction, score_videos
 from tc3d.infer.features import Features, extract_features
-from tc3d.infer.openvino_runtime import fp32_runtime
+from tc3d.infer.openvino_runtime import float_runtime
 from tc3d.modelfile.checkpoint import LoadedModel, load_model_file
 from tc3d.progress import Progress
 from tc3d.video.decode import OpenVideo, VideoReadError
@@ -62,13 +62,13 @@ class Model:
         self, calibration_fallback: Sequence[str | Path] = (), videos: int | None = None
     ) -> Engine:
         """The inference engine for ``videos`` videos (None: a stream or a server), made on
-        first use (int8 calibrates then). An fp32 engine made for a few videos on PyTorch is
+        first use (int8 calibrates then). A float engine made for a few videos on PyTorch is
         remade on OpenVINO when sustained work comes
-        (:func:`~tc3d.infer.openvino_runtime.fp32_runtime`)."""
+        (:func:`~tc3d.infer.openvino_runtime.float_runtime`)."""
         engine = self._engine
         if engine is None or (
-            self.precision == "fp32"
-            and engine.runtime != fp32_runtime(self.device, videos) == "openvino"
+            self.precision != "int8"
+            and engine.runtime != float_runtime(self.device, videos, self.precision) == "openvino"
         ):
             self._engine = make_engine(
                 self.loaded, self.device, self.precision, calibration_fallback, videos=videos

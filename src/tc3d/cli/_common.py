@@ -174,8 +174,9 @@ def precision_flag(p: argparse.ArgumentParser) -> None:
         default="fp32",
         help="inference precision: fp32 (PyTorch; on a CPU with OpenVINO installed, streams, "
         "servers and runs of 32 or more videos use OpenVINO, converted once per model and "
-        "cached; TC3D_FP32_RUNTIME=torch|openvino decides instead); bf16 "
-        "autocast; int8 (OpenVINO, quantised by NNCF, calibrated once on a few training "
+        "cached; TC3D_FP32_RUNTIME=torch|openvino decides instead); bf16 (PyTorch "
+        "autocast; the same OpenVINO rule on CPUs with bf16 instructions); int8 (OpenVINO, "
+        "quantised by NNCF, calibrated once on a few training "
         "videos and stored with the model; needs pip install 'tc3d[int8]', and without it "
         "int8 stops with that hint while fp32 runs on PyTorch and bf16 as usual)",
     )

@@ -25,7 +25,7 @@ import torch
 from tc3d.datasets.annotations import anomaly_binary
 from tc3d.datasets.formats import load_dataset
 from tc3d.infer.engine import Engine, check_int8_device
-from tc3d.infer.openvino_runtime import fp32_runtime
+from tc3d.infer.openvino_runtime import float_runtime
 from tc3d.infer.quantize import (
     CALIBRATION_VIDEOS,
     FORMAT,
@@ -200,16 +200,14 @@ def make_engine(
     videos: int | None = None,
 ) -> Engine:
     """The engine for a loaded model, for ``videos`` videos (None: a stream or a server). fp32
-    runs where that work is fastest on ``device``
-    (:func:`~tc3d.infer.openvino_runtime.fp32_runtime`). int8 uses the calibration stored with
+    and bf16 run where that work is fastest on ``device``
+    (:func:`~tc3d.infer.openvino_runtime.float_runtime`). int8 uses the calibration stored with
     the model, made and stored at this first int8 use when there is none (on its training
     videos when reachable, else on ``fallback_videos``, with a warning)."""
-    if precision == "fp32":
-        runtime = fp32_runtime(device, videos)
+    if precision != "int8":
+        runtime = float_runtime(device, videos, precision)
         return Engine(loaded.model, device, precision, runtime=runtime,
                       clip_shape=loaded.clip.clip_shape)  # fmt: skip
-    if precision != "int8":
-        return Engine(loaded.model, device, precision)
     check_int8_device(device)
     if calibration is not None:
         return Engine(loaded.model, device, precision, calibration)

@@ -11,9 +11,9 @@ make it fast on a CPU:
   the model works on the previous batch, so the model never waits for the file;
 * clips of several videos are batched into one forward pass;
 * ``precision``: ``fp32`` (on a CPU, OpenVINO's CPU plugin where it is installed, else
-  PyTorch channels-last-3d; :mod:`tc3d.infer.openvino_runtime`), ``bf16`` (autocast) or
-  ``int8`` (OpenVINO, quantised by NNCF, :mod:`tc3d.infer.quantize`, with the calibration
-  stored with the model).
+  PyTorch channels-last-3d; :mod:`tc3d.infer.openvino_runtime`), ``bf16`` (the same, on
+  CPUs with bf16 instructions; else PyTorch's autocast) or ``int8`` (OpenVINO, quantised by
+  NNCF, :mod:`tc3d.infer.quantize`, with the calibration stored with the model).
 
 Video scores are fused by the model itself (:meth:`tc3d.models.tc3d.TC3D.video_probs`), the
 same fusion it was trained through.
@@ -35,7 +35,8 @@ import torch
 
 from tc3d.device import PRECISIONS, autocast, memory_format, to_device
 from tc3d.errors import TC3DError
-from tc3d.infer.openvino_runtime import RUNTIMES, Fp32OnOpenVino
+from tc3d.infer import openvino_runtime
+from tc3d.infer.openvino_runtime import RUNTIMES, FloatOnOpenVino
 from tc3d.infer.quantize import Calibration, quantize_model
 from tc3d.models.fusion import group_clips
 from tc3d.models.tc3d import TC3D
@@ -180,16 +181,20 @@ class Engine:
         runtime: str = "torch",
         clip_shape: tuple[int, ...] | None = None,
     ):
-        """``runtime`` runs fp32 on PyTorch (``"torch"``) or OpenVINO (``"openvino"``, CPU
-        only; :func:`~tc3d.infer.openvino_runtime.fp32_runtime` says which is right here);
-        int8 always runs on OpenVINO and bf16 on PyTorch. ``clip_shape`` ``(3, k, H, W)``
-        is converted for OpenVINO now rather than at the first batch."""
+        """``runtime`` runs fp32 and bf16 on PyTorch (``"torch"``) or OpenVINO (``"openvino"``,
+        CPU only, bf16 only on CPUs with bf16 instructions;
+        :func:`~tc3d.infer.openvino_runtime.float_runtime` says which is right here); int8
+        always runs on OpenVINO. ``clip_shape`` ``(3, k, H, W)`` is converted for OpenVINO
+        now rather than at the first batch."""
         if precision not in PRECISIONS:
             raise EngineError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
         if runtime not in RUNTIMES:
             raise EngineError(f"the runtime must be one of {RUNTIMES}, not {runtime!r}")
-        if runtime == "openvino" and (precision == "bf16" or device.type != "cpu"):
-            raise EngineError("OpenVINO runs fp32 and int8 on the CPU only")
+        if runtime == "openvino" and device.type != "cpu":
+            raise EngineError("OpenVINO runs on the CPU only")
+        if runtime == "openvino" and precision == "bf16" and not openvino_runtime.native_bf16():
+            raise EngineError("bf16 on OpenVINO needs a CPU with bf16 instructions "
+                              "(AVX-512 BF16 or AMX); run it on PyTorch")  # fmt: skip
         self.model = model.eval()
         self.device = device
         self.precision = precision
@@ -211,7 +216,7 @@ class Engine:
             }
         elif self.runtime == "openvino":
             self.model.to(device=device)  # the fusion runs in PyTorch
-            self.backbones = [Fp32OnOpenVino(b) for b in model.backbones]
+            self.backbones = [FloatOnOpenVino(b, precision) for b in model.backbones]
             if clip_shape is not None:
                 for b in self.backbones:
                     b.prepare(tuple(clip_shape))

@@ -1,17 +1,17 @@
 """The OpenVINO CPU runtime under tc3d's engine: conversion, compilation and the model cache.
 
 int8 runs here (NNCF quantises the converted model, :mod:`tc3d.infer.quantize`), and so does
-sustained fp32 work on a CPU when OpenVINO is installed (:func:`fp32_runtime`): measured on
-the same clips
-(``benchmarks/cpu_backends.py``, docs/BENCHMARKS.md), OpenVINO's fp32 Res3D-18 runs 1.2-1.5×
-faster than PyTorch eager with channels-last, and its scores differ from PyTorch's by about
-1e-6. Training and its validation stay on PyTorch (the weights change every step), and so do
-bf16 and any GPU.
+sustained float work on a CPU when OpenVINO is installed (:func:`float_runtime`): measured on
+the same clips (``benchmarks/cpu_backends.py``, docs/BENCHMARKS.md), OpenVINO's fp32 Res3D-18
+runs 1.2-1.5× faster than PyTorch eager with channels-last, and its scores differ from
+PyTorch's by about 1e-6; on CPUs with bf16 instructions, its bf16 runs twice as fast as
+PyTorch's bf16 autocast. Training and its validation stay on PyTorch (the weights change every
+step), and so do bf16 on CPUs without bf16 instructions and any GPU.
 
 A backbone is exported with ``torch.export`` (not TorchScript, which PyTorch has deprecated),
 converted with ``openvino.convert_model`` for one clip shape with a dynamic batch, and compiled
-for this CPU with fp32 wherever the graph is not int8. Converting takes seconds, so the
-converted model is kept in tc3d's cache (``openvino/`` in
+for this CPU at the precision asked for (fp32 wherever an int8 graph is not int8). Converting
+takes seconds, so the converted model is kept in tc3d's cache (``openvino/`` in
 :func:`~tc3d.modelfile.calibration.cache_dir`), keyed by the weights, the clip shape, what was
 done to it and the versions; a later run reads it back in a fraction of a second.
 """
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("torch", "openvino")
 SUSTAINED_VIDEOS = 32  # from this many videos on, converting (once) or loading pays back
 CACHE_ENTRIES = 24  # converted models kept per kind; the least recently used go first
-RUNTIME_ENV = "TC3D_FP32_RUNTIME"  # "torch" keeps fp32 on PyTorch eager where OpenVINO is there
+RUNTIME_ENV = "TC3D_FP32_RUNTIME"  # "torch" keeps fp32 and bf16 on PyTorch where OpenVINO is there
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # OpenVINO's names
 
 
 def openvino_version() -> str | None:
@@ -56,13 +57,15 @@ def openvino_version() -> str | None:
     return openvino.__version__.split("-")[0]
 
 
-def fp32_runtime(device: torch.device, videos: int | None = None) -> str:
-    """Where fp32 inference of ``videos`` videos (None: a stream or a server, with no end) runs
-    on ``device``.
+def float_runtime(device: torch.device, videos: int | None = None, precision: str = "fp32") -> str:
+    """Where ``precision`` ("fp32" or "bf16") inference of ``videos`` videos (None: a stream or
+    a server, with no end) runs on ``device``.
 
-    OpenVINO on a CPU where it is installed, for sustained work: it runs the model 1.2-1.5×
-    faster, but loading it costs about 0.3 s and converting a new model 2-6 s, which a call on
-    a few videos would not win back; such a call runs on PyTorch. ``$TC3D_FP32_RUNTIME``
+    OpenVINO on a CPU where it is installed, for sustained work: it runs the fp32 model
+    1.2-1.5× faster, but loading it costs about 0.3 s and converting a new model 2-6 s, which a
+    call on a few videos would not win back; such a call runs on PyTorch. bf16 moves only on
+    CPUs with bf16 instructions (:func:`native_bf16`), where OpenVINO's runs twice as fast as
+    PyTorch's autocast; elsewhere OpenVINO would compute it in fp32. ``$TC3D_FP32_RUNTIME``
     (``torch`` or ``openvino``) decides instead where it is set.
     """
     wanted = os.environ.get(RUNTIME_ENV, "").strip().lower()
@@ -75,10 +78,22 @@ def fp32_runtime(device: torch.device, videos: int | None = None) -> str:
         return "torch"  # decided without importing OpenVINO (0.1 s)
     if openvino_version() is None:
         if wanted:
-            log.warning("$%s=openvino, but OpenVINO is not installed: fp32 runs on PyTorch "
-                        "(pip install 'tc3d[int8]')", RUNTIME_ENV)  # fmt: skip
+            log.warning("$%s=openvino, but OpenVINO is not installed: %s runs on PyTorch "
+                        "(pip install 'tc3d[int8]')", RUNTIME_ENV, precision)  # fmt: skip
+        return "torch"
+    if precision == "bf16" and not native_bf16():
+        if wanted:
+            log.warning("$%s=openvino, but this CPU has no bf16 instructions: bf16 runs on "
+                        "PyTorch", RUNTIME_ENV)  # fmt: skip
         return "torch"
     return "openvino"
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether OpenVINO computes bf16 natively on this CPU (AVX-512 BF16 or AMX). Without it,
+    OpenVINO runs a bf16 request in fp32, which is not what ``--precision bf16`` asks for."""
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class _MapsAndScores(nn.Module):
@@ -123,11 +138,12 @@ def core():
     return ov.Core()
 
 
-def compile_for_cpu(model):
-    """Compiled for this CPU: fp32 wherever the graph is not int8 (OpenVINO would otherwise
-    run those parts in bf16 on CPUs that have it, and figures would differ between machines)."""
+def compile_for_cpu(model, precision: str = "fp32"):
+    """Compiled for this CPU at ``precision``: the inference precision is always set (left to
+    itself, OpenVINO computes an fp32 or int8 graph's float parts in bf16 on CPUs that have
+    bf16 instructions, so fp32 would not be fp32 and figures would differ between machines)."""
     config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
+              "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision]}  # fmt: skip
     return core().compile_model(model, "CPU", config)
 
 
@@ -206,18 +222,23 @@ def _prune(folder: Path, kind: str, keep: int = CACHE_ENTRIES) -> None:
             p.unlink(missing_ok=True)
 
 
-def compiled_from_cache(path: Path, build: Callable[[], object]) -> OpenVinoBackbone:
+def compiled_from_cache(
+    path: Path, build: Callable[[], object], precision: str = "fp32"
+) -> OpenVinoBackbone:
     """The model cached at ``path``, else ``build()`` and cache it; compiled for this CPU."""
     model = read_cached(path)
     if model is None:
         model = build()
         write_cached(path, model)
-    return OpenVinoBackbone(compile_for_cpu(model))
+    return OpenVinoBackbone(compile_for_cpu(model, precision))
 
 
-def fp32_backbone(backbone: nn.Module, example: torch.Tensor) -> OpenVinoBackbone:
-    """``backbone`` at fp32 on OpenVINO for clips shaped like ``example``: read from the cache,
-    or converted (seconds, once per model and clip shape on a machine) and cached."""
+def float_backbone(
+    backbone: nn.Module, example: torch.Tensor, precision: str = "fp32"
+) -> OpenVinoBackbone:
+    """``backbone`` at ``precision`` ("fp32" or "bf16") on OpenVINO for clips shaped like
+    ``example``: the converted fp32 model read from the cache, or converted (seconds, once per
+    model and clip shape on a machine) and cached; compiled at ``precision``."""
 
     def build():
         log.info("fp32: converting the model for OpenVINO (once per model and clip shape on "
@@ -228,19 +249,21 @@ def fp32_backbone(backbone: nn.Module, example: torch.Tensor) -> OpenVinoBackbon
         return model
 
     path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
-    return compiled_from_cache(path, build)
+    return compiled_from_cache(path, build, precision)
 
 
-class Fp32OnOpenVino:
-    """A float backbone run by OpenVINO, one compiled model per clip shape it is given.
+class FloatOnOpenVino:
+    """A float backbone run by OpenVINO at ``precision`` ("fp32" or "bf16"), one compiled
+    model per clip shape it is given.
 
     The engine prepares the shape the model was trained on when it starts; another shape (a
     ``--crop`` or ``--frames`` override) is converted at its first batch. Thread-safe: the
     page's connections and stream workers share it.
     """
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, precision: str = "fp32"):
         self.backbone = backbone
+        self.precision = precision
         self._compiled: dict[tuple[int, ...], OpenVinoBackbone] = {}
         self._lock = threading.Lock()
 
@@ -249,7 +272,7 @@ class Fp32OnOpenVino:
         with self._lock:
             if clip_shape not in self._compiled:
                 example = torch.zeros(1, *clip_shape)
-                self._compiled[clip_shape] = fp32_backbone(self.backbone, example)
+                self._compiled[clip_shape] = float_backbone(self.backbone, example, self.precision)
             return self._compiled[clip_shape]
 
     def __call__(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
