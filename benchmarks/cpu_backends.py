@@ -217,7 +217,9 @@ def tc3d_int8(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> R
     return lambda x: net(torch.from_numpy(x))[1].numpy()
 
 
-def tc3d_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+def tc3d_fp32(
+    model: nn.Module, calib: torch.Tensor, example: torch.Tensor, precision: str = "fp32"
+) -> Runner:
     """tc3d's fp32 path where OpenVINO is installed (tc3d.infer.openvino_runtime), model only;
     the first call converts (the cache is emptied first, so it is timed as on a new machine)."""
     from tc3d.infer import openvino_runtime
@@ -226,12 +228,17 @@ def tc3d_fp32(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> R
     with tempfile.TemporaryDirectory(prefix="tc3d-cache-") as cache:
         os.environ["TC3D_CACHE"] = cache
         try:
-            net = openvino_runtime.float_backbone(model, example[:1])
+            net = openvino_runtime.float_backbone(model, example[:1], precision)
         finally:
             os.environ.pop("TC3D_CACHE")
             if before is not None:
                 os.environ["TC3D_CACHE"] = before
     return lambda x: net(torch.from_numpy(x))[1].numpy()
+
+
+def tc3d_bf16(model: nn.Module, calib: torch.Tensor, example: torch.Tensor) -> Runner:
+    """tc3d's bf16 path on CPUs with bf16 instructions (OpenVINO computing in bf16)."""
+    return tc3d_fp32(model, calib, example, "bf16")
 
 
 def _onnx_file(model: nn.Module, example: torch.Tensor, folder: Path) -> Path:
@@ -295,6 +302,7 @@ BACKENDS: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "torch-fx int8": (torch_fx_int8, "int8", ()),
     "torchao int8": (torchao_int8, "int8", ("torchao",)),
     "tc3d fp32": (tc3d_fp32, "fp32", ("openvino", "openvino-telemetry")),
+    "tc3d bf16": (tc3d_bf16, "bf16", ("openvino", "openvino-telemetry")),
     "tc3d int8": (tc3d_int8, "int8", ("openvino", "openvino-telemetry", "nncf")),
     "openvino fp32": (openvino_fp32, "fp32", ("openvino", "openvino-telemetry")),
     "openvino fp32 f32": (openvino_f32, "fp32", ("openvino", "openvino-telemetry")),

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/tc3d_stream_bench}
 PY=${PY:-.venv/bin/python}
 TC3D=${TC3D:-.venv/bin/tc3d}
-LOCK=${LOCK-flock -x /work/bench.lock}  # LOCK= when the caller already holds it
+LOCK=${LOCK:-}  # a prefix for each timed run, e.g. LOCK="flock -x /tmp/tc3d-bench.lock"
 mkdir -p "$WORK"
 "$PY" - "$WORK" <<'PY'
 import sys

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-benchmarks/table4.jsonl}
 TC3D=${TC3D:-.venv/bin/tc3d}
-LOCK=${LOCK-flock -x /work/bench.lock}  # LOCK= when the caller already holds it
+LOCK=${LOCK:-}  # a prefix for each timed run, e.g. LOCK="flock -x /tmp/tc3d-bench.lock"
 : > "$OUT"
 row() {  # row NAME ARGS...
     local name=$1; shift
