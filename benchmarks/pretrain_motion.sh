@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TC3D=${TC3D:-.venv/bin/tc3d}
+PY=${PY:-.venv/bin/python}
 RUN=${RUN:-runs/motion}
 WIDTH=${WIDTH:-0.25}
 ITERS=${ITERS:-3600}
@@ -22,6 +23,8 @@ $TC3D pretrain --out "$RUN" --width "$WIDTH" --iters "$ITERS" --stop-at "$STOP" 
 #    classifier) and Huffman coding; no pruning, so the features are kept as they are
 $TC3D compress --model "$RUN/last.pt" --out "$RUN/motion.tc3d" --stages quantize,huffman \
     --json | tail -1 > "$RUN/compress.json"
+# 3. its int8 calibration, made on 8 clips of its own pretraining stream, into the header
+"$PY" benchmarks/calibrate_motion.py "$RUN/motion.tc3d" --seed 0
 $TC3D inspect "$RUN/motion.tc3d" --json | tail -1 > "$RUN/inspect.json"
 cp "$RUN/motion.tc3d" "$OUT.tmp" && chmod 644 "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 echo "wrote $OUT ($(stat -c %s "$OUT") bytes)"

@@ -34,6 +34,21 @@ def test_text_is_utf8_with_line_ends_kept(tmp_path):
     assert (tmp_path / "t.txt").read_bytes() == "Größe\r\nline\n".encode()
 
 
+def test_a_new_file_gets_the_usual_permissions_and_a_replaced_one_keeps_its_own(tmp_path):
+    """Not the owner-only mode of a temporary file: a model written for others stays readable."""
+    old_umask = os.umask(0o027)
+    try:
+        atomic_write_bytes(b"new", tmp_path / "new.bin")
+        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o640
+        shared = tmp_path / "shared.tc3d"
+        shared.write_bytes(b"old")
+        shared.chmod(0o664)
+        atomic_write_with(shared, lambda f: f.write(b"calibrated"))
+        assert shared.stat().st_mode & 0o777 == 0o664 and shared.read_bytes() == b"calibrated"
+    finally:
+        os.umask(old_umask)
+
+
 def test_a_failed_write_keeps_the_old_file_and_removes_its_temp(tmp_path):
     target = tmp_path / "sub" / "f.txt"
     atomic_write_text("old\n", target)  # creates the folder

@@ -205,17 +205,52 @@ def test_tc3d_without_calibration_gets_one_at_its_first_int8_use(tmp_path, caplo
     _assert_same_probs(first, second)
 
 
-def test_shipped_model_is_never_written_and_uses_the_cache(tmp_path, cache, caplog):
+def test_motion_carries_its_own_calibration(tmp_path, cache, caplog):
+    """The shipped model's int8 needs no videos of the user's: its calibration, made on its own
+    pretraining clips, is in the file, which stays untouched; int8 agrees with fp32 on real
+    footage it was not calibrated on."""
+    from live_harness import real_clips
+
     from tc3d.modelfile.shipped import shipped_path
 
+    caplog.set_level(logging.INFO, logger="tc3d")
     shipped = shipped_path("motion")
     before = shipped.read_bytes()
+    folder = real_clips()
+    videos = (
+        sorted(str(p) for p in folder.glob("v_*.avi"))[:3]
+        if folder
+        else [str(indexed_video(tmp_path / f"v{i}.avi", 30)) for i in range(2)]
+    )
+    int8, info = _int8_probs("motion", videos)  # no fallback videos: none are needed
+    assert info["cached"] and info["source"].startswith("procedural pretraining clips")
+    assert info["videos"] == 8 and Path(info["file"]) == shipped
+    assert "not reachable" not in _logged(caplog) and not list(cache.glob("int8-*.json"))
+    assert shipped.read_bytes() == before
+    loaded = load_model_file("motion")
+    fp32 = make_engine(loaded, CPU, "fp32", videos=1)
+    reference = sorted(fp32.run(videos, loaded.clip), key=lambda r: r.index)
+    for a, b in zip(int8, reference, strict=True):
+        assert a.argmax() == b.probs.argmax() and np.abs(a - b.probs).max() < 0.1
+
+
+def test_a_model_inside_the_package_is_never_written_and_uses_the_cache(
+    tmp_path, cache, caplog, monkeypatch
+):
+    """A model shipped without a calibration: it is made on the videos given and cached."""
+    from tc3d.modelfile import calibration
+
+    package = tmp_path / "package" / "weights"
+    package.mkdir(parents=True)
+    shipped = random_checkpoint(package / "m.pt", ["a", "b"], segments=2, frames=4, crop=32)
+    monkeypatch.setattr(calibration, "PACKAGE_WEIGHTS", package.resolve())
+    before = shipped.read_bytes()
     videos = [str(indexed_video(tmp_path / f"v{i}.avi", 30)) for i in range(2)]
-    first, info = _int8_probs("motion", videos, fallback=videos)
+    first, info = _int8_probs(shipped, videos, fallback=videos)
     assert info["source"] == "given videos" and "not reachable" in _logged(caplog)
     assert Path(info["file"]).parent == cache and Path(info["file"]).is_file()
     assert shipped.read_bytes() == before
-    second, info = _int8_probs("motion", videos)
+    second, info = _int8_probs(shipped, videos)
     assert info["cached"] and Path(info["file"]).parent == cache
     _assert_same_probs(first, second)
 

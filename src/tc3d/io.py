@@ -34,10 +34,22 @@ def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], Any]) -> No
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` should get: those of the file it replaces, else what a plain
+    ``open(path, "w")`` would give (``mkstemp`` makes every file private to its owner)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_files(paths: Sequence[str | Path], write: Callable[[Path], Any]) -> None:

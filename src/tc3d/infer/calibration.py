@@ -9,6 +9,8 @@ written) is :mod:`tc3d.modelfile.calibration`'s business; this module decides wh
   and it is reachable; otherwise from the videos being processed, with a logged warning saying
   so (the figures then depend on those videos, until the stored calibration is reused);
 * ``tc3d compress`` makes it on the compressed weights for the ``.tc3d`` header.
+* the shipped ``motion`` carries one made on its own pretraining clips
+  (``benchmarks/calibrate_motion.py``).
 
 :func:`make_engine` is the one way applications get an engine for a loaded model: the engine
 itself (:mod:`tc3d.infer.engine`) takes a calibration and knows nothing of where it came from.
