@@ -66,6 +66,7 @@ def _load(fmt: str, path: Path):
     else:
         with warnings.catch_warnings():  # torch.jit.load is deprecated: tc3d itself says so
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # how torch 2.14 says it
             module = torch.jit.load(str(path), _extra_files=extra)
     return (lambda x: module(x).detach().numpy()), json.loads(extra["tc3d.json"])
 

@@ -216,7 +216,8 @@ def _quiet():
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", _JIT_DEPRECATED, DeprecationWarning)
+            for category in (DeprecationWarning, FutureWarning):  # torch 2.13, 2.14
+                warnings.filterwarnings("ignore", _JIT_DEPRECATED, category)
             # torch.onnx and OpenVINO's PyTorch frontend copy the program through a pytree
             # class that torch deprecates: between those libraries and torch, not tc3d's call.
             warnings.filterwarnings("ignore", r".*treespec, LeafSpec", FutureWarning)

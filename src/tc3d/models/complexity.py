@@ -20,7 +20,9 @@ def count_flops(model: TC3D, frames: int = 8, crop: int = 112, clips: int | None
     with warnings.catch_warnings():
         # fvcore scripts its focal loss when imported: torch's deprecation of torch.jit.script
         # is fvcore's to fix, and tc3d calls no TorchScript here (tests/test_deprecations.py).
-        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+        # torch 2.13 says it as a DeprecationWarning, 2.14 as a FutureWarning.
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", category)
         from fvcore.nn import FlopCountAnalysis
 
     clips = clips or model.cfg.segments
