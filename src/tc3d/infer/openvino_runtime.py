@@ -241,11 +241,11 @@ def float_backbone(
     model and clip shape on a machine) and cached; compiled at ``precision``."""
 
     def build():
-        log.info("fp32: converting the model for OpenVINO (once per model and clip shape on "
-                 "this machine, a few seconds)")  # fmt: skip
+        log.info("%s: converting the model for OpenVINO (once per model and clip shape on "
+                 "this machine, a few seconds)", precision)  # fmt: skip
         start = time.perf_counter()
         model = convert(backbone, example)
-        log.debug("fp32: converted in %.1f s", time.perf_counter() - start)
+        log.debug("%s: converted in %.1f s", precision, time.perf_counter() - start)
         return model
 
     path = cache_path("fp32", backbone, example[:1], {"openvino": openvino_version()})
