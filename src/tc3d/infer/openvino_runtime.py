@@ -45,7 +45,7 @@ RUNTIMES = ("torch", "openvino")
 SUSTAINED_VIDEOS = 32  # from this many videos on, converting (once) or loading pays back
 CACHE_ENTRIES = 24  # converted models kept per kind; the least recently used go first
 RUNTIME_ENV = "TC3D_FP32_RUNTIME"  # "torch" keeps fp32 and bf16 on PyTorch where OpenVINO is there
-INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # OpenVINO's names
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}  # OpenVINO's names; int8 graphs: fp32
 
 
 def openvino_version() -> str | None:
