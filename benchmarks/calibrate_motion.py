@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tc3d.infer.quantize import Calibration, backend_versions, calibrate_backbone
+from tc3d.infer.quantize import Calibration, calibrate_on_clips
 from tc3d.modelfile.calibration import KEY, ModelFile, store_in_file
 from tc3d.modelfile.checkpoint import load_model_file
 from tc3d.synthetic.procedural import ProceduralConfig, recipe, render
@@ -34,9 +34,8 @@ def main() -> int:
     spec = loaded.clip
     render_cfg = ProceduralConfig(frames=spec.sampling.frames, size=spec.crop)
     clips = [render(recipe(args.seed, i, render_cfg), render_cfg)[None] for i in range(args.clips)]
-    ranges = [calibrate_backbone(b, clips) for b in loaded.model.backbones]
     source = f"procedural pretraining clips (stream {args.seed})"
-    calibration = Calibration(ranges, spec.to_dict(), len(clips), source, backend_versions())
+    calibration = calibrate_on_clips(loaded.model, spec, clips, source)
     if not store_in_file(ModelFile.read(loaded.source), calibration.to_dict()):
         print(f"{args.model}: the calibration could not be stored", file=sys.stderr)
         return 1

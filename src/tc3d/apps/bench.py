@@ -30,9 +30,8 @@ import torch
 from tc3d.api import Model, load_model
 from tc3d.datasets.files import list_videos
 from tc3d.device import resolve_device
-from tc3d.infer.calibration import weights_calibration
+from tc3d.infer.calibration import make_engine, weights_calibration
 from tc3d.infer.engine import BATCH_CLIPS, Engine, read_videos
-from tc3d.infer.openvino_runtime import float_runtime
 from tc3d.modelfile.calibration import cache_dir
 from tc3d.modelfile.checkpoint import LoadedModel
 from tc3d.models.complexity import count_flops, count_parameters
@@ -165,9 +164,8 @@ def _model(cfg: BenchConfig, paths: Sequence[Path]) -> Model:
     net = TC3D(ModelConfig(cfg.num_classes, width=cfg.width, segments=cfg.segments)).eval()
     spec = ClipSpec(sampling=SamplingConfig(cfg.segments, cfg.frames), crop=cfg.crop)
     calibration = weights_calibration(net, spec, paths) if cfg.precision == "int8" else None
-    runtime = float_runtime(device, precision=cfg.precision) if cfg.precision != "int8" else "torch"
-    engine = Engine(net, device, cfg.precision, calibration, runtime, spec.clip_shape)
     loaded = LoadedModel(net, [str(i) for i in range(cfg.num_classes)], spec, Path())
+    engine = make_engine(loaded, device, cfg.precision, calibration=calibration)
     return Model(loaded, device, cfg.precision, _engine=engine)
 
 

@@ -36,7 +36,6 @@ import torch
 from tc3d.device import PRECISIONS, autocast, memory_format, to_device
 from tc3d.errors import TC3DError
 from tc3d.infer import openvino_runtime
-from tc3d.infer.openvino_runtime import RUNTIMES, FloatOnOpenVino
 from tc3d.infer.quantize import Calibration, quantize_model
 from tc3d.models.fusion import group_clips
 from tc3d.models.tc3d import TC3D
@@ -188,8 +187,10 @@ class Engine:
         now rather than at the first batch."""
         if precision not in PRECISIONS:
             raise EngineError(f"--precision must be one of {PRECISIONS}, not {precision!r}")
-        if runtime not in RUNTIMES:
-            raise EngineError(f"the runtime must be one of {RUNTIMES}, not {runtime!r}")
+        if runtime not in openvino_runtime.RUNTIMES:
+            raise EngineError(
+                f"the runtime must be one of {openvino_runtime.RUNTIMES}, not {runtime!r}"
+            )
         if runtime == "openvino" and device.type != "cpu":
             raise EngineError("OpenVINO runs on the CPU only")
         if runtime == "openvino" and precision == "bf16" and not openvino_runtime.native_bf16():
@@ -216,7 +217,9 @@ class Engine:
             }
         elif self.runtime == "openvino":
             self.model.to(device=device)  # the fusion runs in PyTorch
-            self.backbones = [FloatOnOpenVino(b, precision) for b in model.backbones]
+            self.backbones = [
+                openvino_runtime.FloatOnOpenVino(b, precision) for b in model.backbones
+            ]
             if clip_shape is not None:
                 for b in self.backbones:
                     b.prepare(tuple(clip_shape))

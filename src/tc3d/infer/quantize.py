@@ -189,7 +189,7 @@ class Calibration:
 def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: str):
     """Run up to :data:`CALIBRATION_VIDEOS` videos (their test clips, centre crop) through
     NNCF for every backbone; unreadable videos are skipped with a warning."""
-    versions = backend_versions()
+    backend_versions()  # before any video is read: one line if the backend is not installed
     start = time.perf_counter()
     clips = []
     for p in list(paths)[:CALIBRATION_VIDEOS]:
@@ -201,10 +201,18 @@ def calibrate(model: TC3D, spec: ClipSpec, paths: Sequence[str | Path], source: 
         clips.append(video.flatten(0, 1))
     if not clips:
         raise CalibrationError("int8 calibration: none of the calibration videos is readable")
-    ranges = [calibrate_backbone(b, clips) for b in model.backbones]
-    calibration = Calibration(ranges, spec.to_dict(), len(clips), source, versions)
+    calibration = calibrate_on_clips(model, spec, clips, source)
     calibration.seconds = time.perf_counter() - start
     return calibration
+
+
+def calibrate_on_clips(
+    model: TC3D, spec: ClipSpec, clips: Sequence[torch.Tensor], source: str
+) -> Calibration:
+    """The calibration of every backbone on ``clips`` (one batch ``(N, 3, k, H, W)`` per
+    video, shaped by ``spec``), made without reading videos: ``source`` says what they are."""
+    ranges = [calibrate_backbone(b, clips) for b in model.backbones]
+    return Calibration(ranges, spec.to_dict(), len(clips), source, backend_versions())
 
 
 def quantize_model(model: TC3D, calibration: Calibration) -> list[OpenVinoBackbone]:
